@@ -1,0 +1,292 @@
+// Embind glue for the dualmem core. It only marshals: JavaScript writes
+// inputs into buffers owned by the C++ handle (typed-array views over the
+// WASM heap, so no per-element copies cross the boundary), calls a method,
+// and reads outputs through views as well. No exception crosses the
+// boundary: every fallible method returns the numeric StatusCode (0 is ok)
+// and keeps the message for `errorMessage()`. The JavaScript layer turns a
+// non-zero code into a DualmemError.
+//
+// Views returned by the `*View` methods stay valid only until the next call
+// that may allocate (the heap can grow and detach them), so JavaScript takes
+// a view right before it reads or writes.
+
+#include <emscripten/bind.h>
+#include <emscripten/val.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dmn.h"
+#include "preprocess.h"
+#include "status.h"
+#include "tokenizer.h"
+
+namespace dualmem {
+namespace {
+
+using emscripten::typed_memory_view;
+using emscripten::val;
+
+// Shared status bookkeeping for every handle.
+class StatusHolder {
+ public:
+  int Record(Status status) {
+    last_ = std::move(status);
+    return static_cast<int>(last_.code);
+  }
+  std::string errorMessage() const { return last_.message; }
+  std::string errorName() const { return StatusCodeName(last_.code); }
+
+ private:
+  Status last_;
+};
+
+class DmnHandle : public StatusHolder {
+ public:
+  int init(int dim, float logit_scale, float beta, int capacity, float selection_ratio,
+           float weight_text, float weight_dynamic, float weight_static, int precision) {
+    if (precision < 0 || precision > 2) {
+      return Record(InvalidArgument("precision is " + std::to_string(precision) +
+                                    ", expected 0 (float32), 1 (float16) or 2 (int8)"));
+    }
+    DmnConfig config;
+    config.logit_scale = logit_scale;
+    config.beta = beta;
+    config.capacity = capacity;
+    config.selection_ratio = selection_ratio;
+    config.weight_text = weight_text;
+    config.weight_dynamic = weight_dynamic;
+    config.weight_static = weight_static;
+    config.precision = static_cast<Precision>(precision);
+    std::unique_ptr<DualMemoryNetwork> network;
+    Status status = DualMemoryNetwork::Create(dim, config, &network);
+    if (status.ok()) network_ = std::move(network);
+    return Record(std::move(status));
+  }
+
+  // Resizes the input buffer to `count` floats and returns a view of it.
+  val inputView(int count) {
+    input_.resize(count < 0 ? 0 : static_cast<size_t>(count));
+    return val(typed_memory_view(input_.size(), input_.data()));
+  }
+
+  int setWeights(float text, float dynamic, float static_weight) {
+    if (!network_) return NotReady();
+    return Record(network_->SetWeights(text, dynamic, static_weight));
+  }
+  int addClass() {
+    if (!network_) return NotReady();
+    return Record(network_->AddClass(input_.data(), input_.size()));
+  }
+  int removeClass(int class_index) {
+    if (!network_) return NotReady();
+    return Record(network_->RemoveClass(class_index));
+  }
+  int setClassEmbedding(int class_index) {
+    if (!network_) return NotReady();
+    return Record(network_->SetClassEmbedding(class_index, input_.data(), input_.size()));
+  }
+  int addShot(int class_index, int num_views) {
+    if (!network_) return NotReady();
+    return Record(network_->AddShot(class_index, input_.data(), input_.size(), num_views));
+  }
+  int clearShots(int class_index) {
+    if (!network_) return NotReady();
+    return Record(network_->ClearShots(class_index));
+  }
+  int step(int num_views, double timestamp_ms, bool update_memory) {
+    if (!network_) return NotReady();
+    return Record(network_->Step(input_.data(), input_.size(), num_views, timestamp_ms,
+                                 update_memory, &output_));
+  }
+  int restoreDynamic(int class_index, double entropy, double timestamp_ms) {
+    if (!network_) return NotReady();
+    return Record(network_->RestoreDynamic(class_index, input_.data(), input_.size(), entropy,
+                                           timestamp_ms));
+  }
+  void resetDynamic() {
+    if (network_) network_->ResetDynamic();
+  }
+
+  int dim() const { return network_ ? network_->dim() : 0; }
+  int numClasses() const { return network_ ? network_->num_classes() : 0; }
+  int dynamicCount(int class_index) const {
+    return network_ ? network_->DynamicCount(class_index) : 0;
+  }
+  int shotCount(int class_index) const {
+    return network_ ? network_->ShotCount(class_index) : 0;
+  }
+  double memoryBytes() const {
+    return network_ ? static_cast<double>(network_->MemoryBytes()) : 0.0;
+  }
+
+  val textView() const { return View(output_.text); }
+  val confidentView() const { return View(output_.confident); }
+  val staticView() const { return View(output_.static_probs); }
+  val dynamicView() const { return View(output_.dynamic); }
+  val fusedView() const { return View(output_.fused); }
+  bool hasStatic() const { return output_.has_static; }
+  int label() const { return output_.label; }
+  int pseudoLabel() const { return output_.pseudo_label; }
+  float entropy() const { return output_.entropy; }
+  bool inserted() const { return output_.inserted; }
+  int replacedSlot() const { return output_.replaced_slot; }
+
+ private:
+  static val View(const std::vector<float>& values) {
+    return val(typed_memory_view(values.size(), values.data()));
+  }
+  int NotReady() {
+    return Record(MakeStatus(StatusCode::kInternal,
+                             "DMN handle used before a successful init()"));
+  }
+
+  std::unique_ptr<DualMemoryNetwork> network_;
+  std::vector<float> input_;
+  StepOutput output_;
+};
+
+class TokenizerHandle : public StatusHolder {
+ public:
+  int load(const std::string& tokenizer_json) {
+    std::unique_ptr<Tokenizer> tokenizer;
+    Status status = Tokenizer::FromJson(tokenizer_json, &tokenizer);
+    if (status.ok()) tokenizer_ = std::move(tokenizer);
+    return Record(std::move(status));
+  }
+  int encode(const std::string& text) {
+    if (!tokenizer_) return NotReady();
+    attention_mask_.clear();
+    return Record(tokenizer_->Encode(text, &ids_));
+  }
+  int encodeForModel(const std::string& text, int context_length) {
+    if (!tokenizer_) return NotReady();
+    return Record(tokenizer_->EncodeForModel(text, context_length, &ids_, &attention_mask_));
+  }
+  val idsView() const { return val(typed_memory_view(ids_.size(), ids_.data())); }
+  val attentionMaskView() const {
+    return val(typed_memory_view(attention_mask_.size(), attention_mask_.data()));
+  }
+
+ private:
+  int NotReady() {
+    return Record(MakeStatus(StatusCode::kInternal,
+                             "tokenizer handle used before a successful load()"));
+  }
+
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<int32_t> ids_;
+  std::vector<int32_t> attention_mask_;
+};
+
+class PreprocessorHandle : public StatusHolder {
+ public:
+  int configure(const std::string& preprocessor_json) {
+    PreprocessConfig config;
+    Status status = ParsePreprocessConfig(preprocessor_json, &config);
+    if (status.ok()) config_ = config;
+    return Record(std::move(status));
+  }
+  val pixelView(double byte_count) {
+    pixels_.resize(byte_count < 0 ? 0 : static_cast<size_t>(byte_count));
+    return val(typed_memory_view(pixels_.size(), pixels_.data()));
+  }
+  int run(int width, int height, int channels) {
+    output_.resize(PreprocessOutputSize(config_));
+    return Record(PreprocessImage(pixels_.data(), pixels_.size(), width, height,
+                                  static_cast<PixelFormat>(channels), config_,
+                                  output_.data(), output_.size()));
+  }
+  val outputView() const { return val(typed_memory_view(output_.size(), output_.data())); }
+  int cropWidth() const { return config_.crop_width; }
+  int cropHeight() const { return config_.crop_height; }
+
+ private:
+  PreprocessConfig config_;
+  std::vector<uint8_t> pixels_;
+  std::vector<float> output_;
+};
+
+// Embind cannot bind a member function inherited from an unregistered base
+// class, so each handle's status accessors go through these templates.
+template <typename Handle>
+std::string ErrorMessageOf(const Handle& handle) {
+  return handle.errorMessage();
+}
+template <typename Handle>
+std::string ErrorNameOf(const Handle& handle) {
+  return handle.errorName();
+}
+
+bool BuiltWithSimd() {
+#ifdef __wasm_simd128__
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+}  // namespace dualmem
+
+EMSCRIPTEN_BINDINGS(dualmem) {
+  using namespace dualmem;
+  using emscripten::class_;
+
+  emscripten::function("builtWithSimd", &BuiltWithSimd);
+
+  class_<DmnHandle>("DmnHandle")
+      .constructor<>()
+      .function("init", &DmnHandle::init)
+      .function("inputView", &DmnHandle::inputView)
+      .function("setWeights", &DmnHandle::setWeights)
+      .function("addClass", &DmnHandle::addClass)
+      .function("removeClass", &DmnHandle::removeClass)
+      .function("setClassEmbedding", &DmnHandle::setClassEmbedding)
+      .function("addShot", &DmnHandle::addShot)
+      .function("clearShots", &DmnHandle::clearShots)
+      .function("step", &DmnHandle::step)
+      .function("restoreDynamic", &DmnHandle::restoreDynamic)
+      .function("resetDynamic", &DmnHandle::resetDynamic)
+      .function("dim", &DmnHandle::dim)
+      .function("numClasses", &DmnHandle::numClasses)
+      .function("dynamicCount", &DmnHandle::dynamicCount)
+      .function("shotCount", &DmnHandle::shotCount)
+      .function("memoryBytes", &DmnHandle::memoryBytes)
+      .function("textView", &DmnHandle::textView)
+      .function("confidentView", &DmnHandle::confidentView)
+      .function("staticView", &DmnHandle::staticView)
+      .function("dynamicView", &DmnHandle::dynamicView)
+      .function("fusedView", &DmnHandle::fusedView)
+      .function("hasStatic", &DmnHandle::hasStatic)
+      .function("label", &DmnHandle::label)
+      .function("pseudoLabel", &DmnHandle::pseudoLabel)
+      .function("entropy", &DmnHandle::entropy)
+      .function("inserted", &DmnHandle::inserted)
+      .function("replacedSlot", &DmnHandle::replacedSlot)
+      .function("errorMessage", &ErrorMessageOf<DmnHandle>)
+      .function("errorName", &ErrorNameOf<DmnHandle>);
+
+  class_<TokenizerHandle>("TokenizerHandle")
+      .constructor<>()
+      .function("load", &TokenizerHandle::load)
+      .function("encode", &TokenizerHandle::encode)
+      .function("encodeForModel", &TokenizerHandle::encodeForModel)
+      .function("idsView", &TokenizerHandle::idsView)
+      .function("attentionMaskView", &TokenizerHandle::attentionMaskView)
+      .function("errorMessage", &ErrorMessageOf<TokenizerHandle>)
+      .function("errorName", &ErrorNameOf<TokenizerHandle>);
+
+  class_<PreprocessorHandle>("PreprocessorHandle")
+      .constructor<>()
+      .function("configure", &PreprocessorHandle::configure)
+      .function("pixelView", &PreprocessorHandle::pixelView)
+      .function("run", &PreprocessorHandle::run)
+      .function("outputView", &PreprocessorHandle::outputView)
+      .function("cropWidth", &PreprocessorHandle::cropWidth)
+      .function("cropHeight", &PreprocessorHandle::cropHeight)
+      .function("errorMessage", &ErrorMessageOf<PreprocessorHandle>)
+      .function("errorName", &ErrorNameOf<PreprocessorHandle>);
+}

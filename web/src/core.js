@@ -1,0 +1,336 @@
+// Loads the dualmem WebAssembly core and wraps its Embind handles in small
+// JavaScript classes that copy inputs in with one typed-array `set`, turn
+// every non-zero status into a DualmemError, and free the C++ objects on
+// `dispose()`.
+
+import { DualmemError } from './errors.js';
+
+/** Memory precisions of the DMN slots, as the core numbers them. */
+export const PRECISIONS = Object.freeze({ float32: 0, float16: 1, int8: 2 });
+
+/** Library defaults of the DMN step. */
+export const DMN_DEFAULTS = Object.freeze({
+  // CLIP's logit scale, exp(4.6052) = 100, as in the released CLIP models.
+  logitScale: 100,
+  // Sharpness β of the readout weight exp(-β(1 - cos)), Dual Memory Networks
+  // (Zhang et al., CVPR 2024).
+  beta: 5.5,
+  capacity: 50,
+  selectionRatio: 0.1,
+  weights: Object.freeze({ text: 1.0, dynamic: 0.3, static: 1.0 }),
+  precision: 'float32',
+});
+
+const isNode =
+  typeof process !== 'undefined' && typeof process.versions?.node === 'string' &&
+  typeof window === 'undefined';
+
+// In a variable, so that bundlers do not try to pack a Node module for browsers.
+const NODE_FS = 'node:fs/promises';
+
+// Literal import() and new URL(..., import.meta.url) calls, so that bundlers
+// such as Vite find the glue and the .wasm files and copy them into a build.
+const WASM_FILES = {
+  simd: {
+    glue: () => import('../wasm/dualmem_core_simd.mjs'),
+    wasm: () => new URL('../wasm/dualmem_core_simd.wasm', import.meta.url),
+  },
+  scalar: {
+    glue: () => import('../wasm/dualmem_core_scalar.mjs'),
+    wasm: () => new URL('../wasm/dualmem_core_scalar.wasm', import.meta.url),
+  },
+};
+
+const loadedCores = new Map();
+
+/**
+ * Loads the core module once per variant and returns it.
+ *
+ * @param {object} [options]
+ * @param {'simd'|'scalar'} [options.variant='simd'] which build to load
+ * @param {string|URL} [options.wasmUrl] where the `.wasm` file is served, when
+ *   it is not beside the package's `web/wasm/` folder
+ * @returns {Promise<object>} the Emscripten module
+ * @throws {DualmemError} `wasm_unavailable` when the module cannot be loaded
+ */
+export async function loadCore(options = {}) {
+  const variant = options.variant ?? 'simd';
+  if (!(variant in WASM_FILES)) {
+    throw new DualmemError('bad_option',
+      `variant is ${JSON.stringify(variant)}, expected "simd" or "scalar"`);
+  }
+  const key = `${variant}|${options.wasmUrl ?? ''}`;
+  if (!loadedCores.has(key)) {
+    const loading = instantiate(variant, options.wasmUrl);
+    loadedCores.set(key, loading);
+    loading.catch(() => loadedCores.delete(key));
+  }
+  return loadedCores.get(key);
+}
+
+async function instantiate(variant, wasmUrl) {
+  const files = WASM_FILES[variant];
+  const url = wasmUrl ? new URL(wasmUrl, import.meta.url) : files.wasm();
+  try {
+    const { default: factory } = await files.glue();
+    if (isNode && url.protocol === 'file:') {
+      // The Emscripten 3.1.6 glue would fetch() the file, which Node cannot
+      // do for file: URLs, so hand it the bytes.
+      const { readFile } = await import(/* @vite-ignore */ NODE_FS);
+      return await factory({ wasmBinary: await readFile(url) });
+    }
+    return await factory({ locateFile: () => url.href });
+  } catch (error) {
+    throw new DualmemError('wasm_unavailable',
+      `could not load the dualmem ${variant} WebAssembly core from ${url.href}: ` +
+      `${error?.message ?? error}. Run \`npm run build\`, or pass wasmUrl with the ` +
+      'location of dualmem_core_*.wasm', { cause: error });
+  }
+}
+
+/** Throws a DualmemError for a non-zero status of `handle`. */
+function check(handle, status) {
+  if (status !== 0) throw new DualmemError(handle.errorName(), handle.errorMessage());
+}
+
+function toFloat32(values, what) {
+  if (values instanceof Float32Array) return values;
+  if (ArrayBuffer.isView(values) || Array.isArray(values)) return Float32Array.from(values);
+  throw new DualmemError('invalid_argument',
+    `${what} is ${values === null ? 'null' : typeof values}, expected a Float32Array or an array of numbers`);
+}
+
+/**
+ * The training-free Dual Memory Network step over class text embeddings, a
+ * static memory of labelled shots and a dynamic memory of past test images.
+ */
+export class DualMemory {
+  /**
+   * @param {object} core module from `loadCore()`
+   * @param {number} dim embedding dimension
+   * @param {object} [config] overrides of DMN_DEFAULTS
+   * @throws {DualmemError} `invalid_argument` for a bad dimension or setting
+   */
+  constructor(core, dim, config = {}) {
+    const weights = { ...DMN_DEFAULTS.weights, ...(config.weights ?? {}) };
+    const precisionName = config.precision ?? DMN_DEFAULTS.precision;
+    if (!(precisionName in PRECISIONS)) {
+      throw new DualmemError('invalid_argument',
+        `precision is ${JSON.stringify(precisionName)}, expected "float32", "float16" or "int8"`);
+    }
+    this.handle = new core.DmnHandle();
+    try {
+      check(this.handle, this.handle.init(dim,
+        config.logitScale ?? DMN_DEFAULTS.logitScale,
+        config.beta ?? DMN_DEFAULTS.beta,
+        config.capacity ?? DMN_DEFAULTS.capacity,
+        config.selectionRatio ?? DMN_DEFAULTS.selectionRatio,
+        weights.text, weights.dynamic, weights.static,
+        PRECISIONS[precisionName]));
+    } catch (error) {
+      this.handle.delete();
+      this.handle = null;
+      throw error;
+    }
+    this.dim = dim;
+    this.precision = precisionName;
+  }
+
+  #write(values, what) {
+    const floats = toFloat32(values, what);
+    this.handle.inputView(floats.length).set(floats);
+  }
+
+  /** Appends a class; returns its index. */
+  addClass(textEmbedding) {
+    this.#write(textEmbedding, 'textEmbedding');
+    check(this.handle, this.handle.addClass());
+    return this.handle.numClasses() - 1;
+  }
+
+  /** Removes a class; later classes move down by one index. */
+  removeClass(classIndex) {
+    check(this.handle, this.handle.removeClass(classIndex));
+  }
+
+  setClassEmbedding(classIndex, textEmbedding) {
+    this.#write(textEmbedding, 'textEmbedding');
+    check(this.handle, this.handle.setClassEmbedding(classIndex));
+  }
+
+  /** Adds a labelled shot: `views` holds numViews × dim floats, view 0 the original. */
+  addShot(classIndex, views, numViews = 1) {
+    this.#write(views, 'views');
+    check(this.handle, this.handle.addShot(classIndex, numViews));
+  }
+
+  clearShots(classIndex) {
+    check(this.handle, this.handle.clearShots(classIndex));
+  }
+
+  setWeights({ text, dynamic, static: staticWeight }) {
+    check(this.handle, this.handle.setWeights(text, dynamic, staticWeight));
+  }
+
+  /**
+   * Runs one DMN step on the views of a test image.
+   *
+   * @param {Float32Array|number[]} views numViews × dim floats, view 0 the original
+   * @param {number} [numViews=1]
+   * @param {object} [options] `timestamp` (ms, default Date.now()) and
+   *   `update` (default true; false leaves the memory untouched)
+   * @returns {{label:number, pseudoLabel:number, entropy:number, inserted:boolean,
+   *   text:Float32Array, confident:Float32Array, static:Float32Array|null,
+   *   dynamic:Float32Array, fused:Float32Array}} copies of the core's outputs
+   * @throws {DualmemError} for wrong lengths or non-finite values
+   */
+  step(views, numViews = 1, options = {}) {
+    this.#write(views, 'views');
+    const update = options.update ?? true;
+    check(this.handle, this.handle.step(numViews, options.timestamp ?? Date.now(), update));
+    const handle = this.handle;
+    return {
+      label: handle.label(),
+      pseudoLabel: handle.pseudoLabel(),
+      entropy: handle.entropy(),
+      inserted: handle.inserted(),
+      text: handle.textView().slice(),
+      confident: handle.confidentView().slice(),
+      static: handle.hasStatic() ? handle.staticView().slice() : null,
+      dynamic: handle.dynamicView().slice(),
+      fused: handle.fusedView().slice(),
+    };
+  }
+
+  /**
+   * Stores a saved test image (dim floats) as a dynamic slot, as when a
+   * memory is read back from storage.
+   * @throws {DualmemError} `limit_exceeded` when the class is full
+   */
+  restoreDynamic(classIndex, view, entropy, timestamp = Date.now()) {
+    this.#write(view, 'view');
+    check(this.handle, this.handle.restoreDynamic(classIndex, entropy, timestamp));
+  }
+
+  /** Empties the dynamic memory of every class. */
+  resetDynamic() {
+    this.handle.resetDynamic();
+  }
+
+  get numClasses() {
+    return this.handle.numClasses();
+  }
+
+  dynamicCount(classIndex) {
+    return this.handle.dynamicCount(classIndex);
+  }
+
+  shotCount(classIndex) {
+    return this.handle.shotCount(classIndex);
+  }
+
+  /** Bytes held by stored vectors, slot metadata and Gram matrices. */
+  get memoryBytes() {
+    return this.handle.memoryBytes();
+  }
+
+  /** Frees the C++ object; the instance is unusable afterwards. */
+  dispose() {
+    this.handle?.delete();
+    this.handle = null;
+  }
+}
+
+/** The CLIP BPE tokenizer of the core, loaded from a tokenizer.json text. */
+export class Tokenizer {
+  /**
+   * @param {object} core module from `loadCore()`
+   * @param {string} tokenizerJson contents of a Hugging Face tokenizer.json
+   * @throws {DualmemError} `parse_error` or `invalid_argument` naming the bad field
+   */
+  constructor(core, tokenizerJson) {
+    this.handle = new core.TokenizerHandle();
+    try {
+      check(this.handle, this.handle.load(tokenizerJson));
+    } catch (error) {
+      this.handle.delete();
+      this.handle = null;
+      throw error;
+    }
+  }
+
+  /** Returns start token, content tokens and end token, untruncated. */
+  encode(text) {
+    check(this.handle, this.handle.encode(String(text)));
+    return this.handle.idsView().slice();
+  }
+
+  /**
+   * Returns `{ ids, attentionMask }` of exactly `contextLength` entries:
+   * truncated to the start token, contextLength − 2 content tokens and the
+   * end token, then padded.
+   */
+  encodeForModel(text, contextLength = 77) {
+    check(this.handle, this.handle.encodeForModel(String(text), contextLength));
+    return {
+      ids: this.handle.idsView().slice(),
+      attentionMask: this.handle.attentionMaskView().slice(),
+    };
+  }
+
+  dispose() {
+    this.handle?.delete();
+    this.handle = null;
+  }
+}
+
+/** CLIP image preprocessing of the core, configured by a preprocessor_config.json. */
+export class Preprocessor {
+  /**
+   * @param {object} core module from `loadCore()`
+   * @param {string} configJson contents of a Hugging Face preprocessor_config.json
+   * @throws {DualmemError} `parse_error` or `invalid_argument` naming the bad field
+   */
+  constructor(core, configJson) {
+    this.handle = new core.PreprocessorHandle();
+    try {
+      check(this.handle, this.handle.configure(configJson));
+    } catch (error) {
+      this.handle.delete();
+      this.handle = null;
+      throw error;
+    }
+  }
+
+  /**
+   * Turns 8-bit pixels into a CHW float32 tensor of 3 × cropHeight × cropWidth.
+   *
+   * @param {Uint8Array|Uint8ClampedArray} pixels row-major, `channels` bytes a pixel
+   * @param {number} width
+   * @param {number} height
+   * @param {1|3|4} channels gray, RGB or RGBA
+   * @throws {DualmemError} `invalid_argument` or `limit_exceeded`
+   */
+  run(pixels, width, height, channels) {
+    if (!(pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray)) {
+      throw new DualmemError('invalid_argument',
+        `pixels is ${pixels?.constructor?.name ?? typeof pixels}, expected a Uint8Array or Uint8ClampedArray`);
+    }
+    this.handle.pixelView(pixels.length).set(pixels);
+    check(this.handle, this.handle.run(width, height, channels));
+    return this.handle.outputView().slice();
+  }
+
+  get cropWidth() {
+    return this.handle.cropWidth();
+  }
+
+  get cropHeight() {
+    return this.handle.cropHeight();
+  }
+
+  dispose() {
+    this.handle?.delete();
+    this.handle = null;
+  }
+}
