@@ -1,0 +1,400 @@
+// The classifier behind createClassifier: CLIP encoders, the dual memories
+// and the class list, run in the calling thread. Calls are queued, so they
+// run one at a time in the order they were made, and memory updates follow
+// that order.
+
+import { ClassEmbedder, PROMPT_CACHE_NAME } from './class-embeddings.js';
+import { DualMemory } from './core.js';
+import { decodeInput } from './decode-input.js';
+import { ClipEncoders } from './encoders.js';
+import { DualmemError } from './errors.js';
+import { createModelFetch, openModelCache } from './model-cache.js';
+import { resolveModelSource } from './model-files.js';
+import { normalizeClassSpec } from './options.js';
+import { fillTemplates } from './templates.js';
+import { makeViews } from './views.js';
+
+/** Entries of `top` in a result, fewer when there are fewer classes. */
+export const TOP_COUNT = 5;
+
+const now = () => globalThis.performance?.now() ?? Date.now();
+
+/** Returns the index of the largest value; the first one on ties. */
+function argMax(values) {
+  let best = 0;
+  for (let i = 1; i < values.length; i += 1) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+/**
+ * Fuses the text and static heads as the core fuses all three, leaving the
+ * dynamic head out: (w_text · text + w_static · static) / (w_text + w_static),
+ * with the static head dropped while no class has shots.
+ */
+export function fuseFrozen(step, weights) {
+  if (step.static === null) return Float32Array.from(step.text);
+  const total = weights.text + weights.static;
+  return step.text.map((p, i) => (weights.text * p + weights.static * step.static[i]) / total);
+}
+
+function byClass(names, probabilities) {
+  if (probabilities === null) return null;
+  return Object.fromEntries(names.map((name, i) => [name, probabilities[i]]));
+}
+
+function topEntries(names, probabilities) {
+  return names.map((label, i) => ({ label, score: probabilities[i] }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, TOP_COUNT);
+}
+
+/** Zero-shot classifier with dual memories; see createClassifier for the options. */
+export class Classifier extends EventTarget {
+  #options;
+  #internals;
+  #encoders = null;
+  #memory = null;
+  #embedder = null;
+  #classes = [];
+  #results = new Map();
+  #nextId = 1;
+  #counts = { classified: 0, compared: 0, agreed: 0, corrected: 0 };
+  #queue = Promise.resolve();
+  #disposed = false;
+
+  /**
+   * Loads the model and encodes the classes.
+   *
+   * @param {object} options output of normalizeOptions
+   * @param {object} [internals] for the worker: `ortModuleUrl` (where a
+   *   worker of an unbundled page imports ONNX Runtime Web from) and
+   *   `onEvent(type, detail)`, called for every event, those of loading included
+   * @returns {Promise<Classifier>}
+   * @throws {DualmemError} `storage_unavailable`, `model_not_found`,
+   *   `model_not_clip`, `wasm_unavailable` and the errors of the text encoder
+   */
+  static async create(options, internals = {}) {
+    const classifier = new Classifier(options, internals);
+    try {
+      await classifier.#load();
+    } catch (error) {
+      await classifier.#release();
+      throw error;
+    }
+    return classifier;
+  }
+
+  constructor(options, internals) {
+    super();
+    this.#options = options;
+    this.#internals = internals;
+  }
+
+  #emit(type, detail) {
+    this.#internals.onEvent?.(type, detail);
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #warn(message) {
+    if (this.#options.onWarning) this.#options.onWarning(message);
+    else console.warn(`dualmem: ${message}`);
+  }
+
+  #storageWarning(message, error) {
+    this.#emit('storagewarning', { message, error });
+    this.#warn(message);
+  }
+
+  #progress(detail) {
+    this.#options.onProgress?.(detail);
+    this.#emit('progress', detail);
+  }
+
+  async #load() {
+    const options = this.#options;
+    const base = resolveModelSource(options.model);
+    const remote = base instanceof URL && base.protocol !== 'file:';
+    const storageWarning = (message, error) => this.#storageWarning(message, error);
+    const downloadProgress = (detail) => this.#progress({ stage: 'download', ...detail });
+
+    // Cache Storage first: with cache: true a missing store fails before any download.
+    const store = remote || options.cache === true
+      ? await openModelCache(options.cache, { onStorageWarning: storageWarning }) : null;
+    this.#encoders = await ClipEncoders.load(base, {
+      quantized: options.quantized,
+      threads: options.threads,
+      ortWasmPaths: options.ortWasmPaths instanceof URL ? options.ortWasmPaths.href : options.ortWasmPaths,
+      ortModuleUrl: this.#internals.ortModuleUrl,
+      core: { wasmUrl: options.wasmUrl },
+      fetch: createModelFetch({ store, base: remote ? base : undefined, onProgress: downloadProgress, onStorageWarning: storageWarning }),
+      onProgress: remote ? undefined : downloadProgress,
+      onWarning: (message) => this.#warn(message),
+    });
+
+    const { memory } = options;
+    this.#memory = new DualMemory(this.#encoders.core, this.#encoders.dim, {
+      logitScale: memory.logitScale, beta: memory.beta, capacity: memory.capacityPerClass,
+      selectionRatio: memory.selectionRatio, weights: memory.weights, precision: memory.precision,
+    });
+    const promptStore = store ? await globalThis.caches.open(PROMPT_CACHE_NAME).catch(() => null) : null;
+    this.#embedder = new ClassEmbedder(this.#encoders, {
+      store: promptStore,
+      onProgress: (detail) => this.#progress(detail),
+      onStorageWarning: storageWarning,
+    });
+    await this.#addClasses(options.classes);
+  }
+
+  async #addClasses(specs) {
+    const prompts = specs.map((spec) => spec.prompts ?? fillTemplates(this.#options.templates, spec.name));
+    const embeddings = await this.#embedder.embedClasses(prompts);
+    specs.forEach((spec, i) => {
+      this.#memory.addClass(embeddings[i]);
+      this.#classes.push({ name: spec.name, prompts: prompts[i] });
+    });
+  }
+
+  /** Runs `operation` after every earlier call has finished. */
+  #enqueue(operation) {
+    if (this.#disposed) {
+      return Promise.reject(new DualmemError('disposed', 'the classifier was disposed; create a new one'));
+    }
+    const run = this.#queue.then(operation);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #classIndex(name) {
+    const index = this.#classes.findIndex((entry) => entry.name === name);
+    if (index < 0) {
+      throw new DualmemError('unknown_class',
+        `class ${JSON.stringify(name)} is not one of ${JSON.stringify(this.#classes.map((c) => c.name))}; ` +
+        'add it with addClass first', { className: name });
+    }
+    return index;
+  }
+
+  /** Decodes an image and encodes its views; returns numViews × dim floats. */
+  async #embedImage(input) {
+    const start = now();
+    const image = await decodeInput(input);
+    const decoded = now();
+    const views = makeViews(image, this.#options.views, this.#options.seed);
+    const pixelValues = views.map((view) => this.#encoders.preprocess(view));
+    const preprocessed = now();
+    const embeddings = await this.#encoders.embedPixelValues(pixelValues);
+    const dim = this.#encoders.dim;
+    const flat = new Float32Array(embeddings.length * dim);
+    embeddings.forEach((embedding, i) => flat.set(embedding, i * dim));
+    const timings = { decode: decoded - start, preprocess: preprocessed - decoded, encode: now() - preprocessed };
+    return { views: flat, numViews: views.length, timings };
+  }
+
+  /**
+   * Classifies one image.
+   *
+   * @param {Blob|File|ImageBitmap|ImageData|HTMLImageElement|URL|string|ArrayBuffer|Uint8Array} input
+   *   a string is a URL in browsers and a file path (or http(s) URL) in Node
+   * @returns {Promise<object>} `{ id, label, score, top, sources, timings }`
+   *   and, in shadow mode, `adaptive: { label, score }`
+   * @throws {DualmemError} `image_not_decodable`, `image_too_large`,
+   *   `not_found`, `invalid_argument`, `disposed`
+   */
+  classify(input) {
+    return this.#enqueue(async () => {
+      if (this.#classes.length === 0) {
+        throw new DualmemError('invalid_argument', 'the classifier has no classes; add one with addClass');
+      }
+      const start = now();
+      const { views, numViews, timings } = await this.#embedImage(input);
+      const stepStart = now();
+      const mode = this.#options.mode;
+      const step = this.#memory.step(views, numViews, { update: mode !== 'frozen' });
+      timings.memory = now() - stepStart;
+      timings.total = now() - start;
+      return this.#recordResult(step, views, numViews, timings);
+    });
+  }
+
+  #recordResult(step, views, numViews, timings) {
+    const mode = this.#options.mode;
+    const names = this.#classes.map((entry) => entry.name);
+    const frozen = fuseFrozen(step, this.#options.memory.weights);
+    const frozenLabel = argMax(frozen);
+    const probabilities = mode === 'adaptive' ? step.fused : frozen;
+    const labelIndex = mode === 'adaptive' ? step.label : frozenLabel;
+
+    this.#counts.classified += 1;
+    if (mode !== 'frozen') {
+      this.#counts.compared += 1;
+      if (step.label === frozenLabel) this.#counts.agreed += 1;
+    }
+    const id = this.#nextId++;
+    this.#remember(id, { views, numViews, label: names[labelIndex], corrected: null });
+
+    const result = {
+      id,
+      label: names[labelIndex],
+      score: probabilities[labelIndex],
+      top: topEntries(names, probabilities),
+      sources: {
+        text: byClass(names, step.text),
+        static: byClass(names, step.static),
+        dynamic: mode === 'frozen' ? null : byClass(names, step.dynamic),
+      },
+      timings,
+    };
+    if (mode === 'shadow') result.adaptive = { label: names[step.label], score: step.fused[step.label] };
+    if (step.inserted) this.#emit('memoryupdate', { reason: 'classify', memory: 'dynamic', className: names[step.pseudoLabel] });
+    return result;
+  }
+
+  #remember(id, entry) {
+    if (this.#options.keepResults === 0) return;
+    this.#results.set(id, entry);
+    if (this.#results.size > this.#options.keepResults) this.#results.delete(this.#results.keys().next().value);
+  }
+
+  /**
+   * Adds labelled images to the static memory of a class. Every image is
+   * decoded before any is added, so a bad image adds none.
+   *
+   * @param {string} className an existing class
+   * @param {Array|*} inputs one image input or a list of them
+   * @returns {Promise<{className:string, added:number, shots:number}>}
+   * @throws {DualmemError} `unknown_class`, `invalid_argument` for an empty
+   *   list, and the errors of classify's decoding
+   */
+  addExamples(className, inputs) {
+    return this.#enqueue(async () => {
+      const list = Array.isArray(inputs) ? inputs : [inputs];
+      const index = this.#classIndex(className);
+      if (list.length === 0) throw new DualmemError('invalid_argument', 'addExamples got an empty list of images');
+      const embedded = [];
+      for (const input of list) embedded.push(await this.#embedImage(input));
+      for (const { views, numViews } of embedded) this.#memory.addShot(index, views, numViews);
+      this.#emit('memoryupdate', { reason: 'examples', memory: 'static', className });
+      return { className, added: list.length, shots: this.#memory.shotCount(index) };
+    });
+  }
+
+  /**
+   * Turns a classified image into a labelled shot of `label`, for example
+   * after a user corrected the prediction. The last `keepResults` results can
+   * be corrected, each once.
+   *
+   * @param {number} id the `id` of a classify result
+   * @param {string} label an existing class
+   * @returns {Promise<{id:number, label:string, shots:number}>}
+   * @throws {DualmemError} `unknown_result` for an id that is not kept (or
+   *   was already corrected), `unknown_class`
+   */
+  correct(id, label) {
+    return this.#enqueue(async () => {
+      const entry = this.#results.get(id);
+      if (entry === undefined || entry.corrected !== null) {
+        const reason = entry ? `was already corrected to ${JSON.stringify(entry.corrected)}`
+          : `is not among the last ${this.#options.keepResults} results (keepResults)`;
+        throw new DualmemError('unknown_result', `result id ${JSON.stringify(id)} ${reason}`, { id });
+      }
+      const index = this.#classIndex(label);
+      this.#memory.addShot(index, entry.views, entry.numViews);
+      entry.corrected = label;
+      this.#counts.corrected += 1;
+      this.#emit('memoryupdate', { reason: 'correct', memory: 'static', className: label });
+      return { id, label, shots: this.#memory.shotCount(index) };
+    });
+  }
+
+  /**
+   * Adds a class, encoding its prompts (the templates filled with the name,
+   * or the given prompts).
+   *
+   * @param {string|{name:string, prompts?:string[]}} spec
+   * @returns {Promise<void>}
+   * @throws {DualmemError} `bad_option` for a bad spec, `duplicate_class`
+   */
+  addClass(spec) {
+    return this.#enqueue(async () => {
+      const normalized = normalizeClassSpec(spec, 'class');
+      if (this.#classes.some((entry) => entry.name === normalized.name)) {
+        throw new DualmemError('duplicate_class', `class ${JSON.stringify(normalized.name)} already exists`,
+          { className: normalized.name });
+      }
+      await this.#addClasses([normalized]);
+      this.#emit('memoryupdate', { reason: 'addClass', memory: 'classes', className: normalized.name });
+    });
+  }
+
+  /**
+   * Removes a class with its static and dynamic memory.
+   *
+   * @param {string} name
+   * @returns {Promise<void>}
+   * @throws {DualmemError} `unknown_class`
+   */
+  removeClass(name) {
+    return this.#enqueue(async () => {
+      const index = this.#classIndex(name);
+      this.#memory.removeClass(index);
+      this.#classes.splice(index, 1);
+      this.#emit('memoryupdate', { reason: 'removeClass', memory: 'classes', className: name });
+    });
+  }
+
+  /**
+   * Reports the state of the memories and the predictions so far.
+   *
+   * @returns {{mode:string, precision:string, views:number, bytes:number,
+   *   classes:{name:string, static:number, dynamic:number}[], classified:number,
+   *   corrected:number, agreement:number|null}} `static` counts shot images,
+   *   `dynamic` counts slots; `agreement` is the share of classified images
+   *   whose adaptive and frozen labels agree, null in frozen mode or before
+   *   the first image
+   */
+  stats() {
+    const memory = this.#memory;
+    const { classified, compared, agreed, corrected } = this.#counts;
+    return {
+      mode: this.#options.mode,
+      precision: this.#options.memory.precision,
+      views: this.#options.views,
+      bytes: memory ? memory.memoryBytes : 0,
+      classes: this.#classes.map((entry, i) => ({
+        name: entry.name,
+        static: memory ? memory.shotCount(i) : 0,
+        dynamic: memory ? memory.dynamicCount(i) : 0,
+      })),
+      classified,
+      corrected,
+      agreement: compared === 0 ? null : agreed / compared,
+    };
+  }
+
+  /** Names of the classes, in order. */
+  get classes() {
+    return this.#classes.map((entry) => entry.name);
+  }
+
+  /**
+   * Frees the model and the memories once the calls already made have
+   * finished; later calls fail with `disposed`.
+   *
+   * @returns {Promise<void>}
+   */
+  dispose() {
+    if (this.#disposed) return this.#queue;
+    this.#disposed = true;
+    this.#queue = this.#queue.then(() => this.#release());
+    return this.#queue;
+  }
+
+  async #release() {
+    this.#results.clear();
+    this.#memory?.dispose();
+    this.#memory = null;
+    const encoders = this.#encoders;
+    this.#encoders = null;
+    await encoders?.dispose();
+  }
+}

@@ -1,0 +1,38 @@
+// Content digests for cache integrity checks and model fingerprints.
+
+/**
+ * Returns the SHA-256 of `bytes` as 64 lowercase hex digits.
+ *
+ * @param {Uint8Array|ArrayBuffer} bytes
+ * @returns {Promise<string>}
+ * @throws {Error} when Web Crypto is missing, as in a page that is not a
+ *   secure context
+ */
+export async function sha256Hex(bytes) {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Returns a digest of `bytes` that names their content: SHA-256 where Web
+ * Crypto exists, otherwise 64-bit FNV-1a prefixed with "fnv-" (enough to tell
+ * models apart, not to resist tampering).
+ *
+ * @param {Uint8Array} bytes
+ * @returns {Promise<string>}
+ */
+export async function contentDigest(bytes) {
+  if (globalThis.crypto?.subtle) return sha256Hex(bytes);
+  // FNV-1a 64 in two 32-bit halves, because BigInt arithmetic per byte is slow.
+  let high = 0xcbf29ce4;
+  let low = 0x84222325;
+  for (let i = 0; i < bytes.length; i += 1) {
+    low ^= bytes[i];
+    // Multiply by the FNV prime 2^40 + 0x1b3, modulo 2^64.
+    const lowProduct = low * 0x1b3;
+    const carry = Math.floor(lowProduct / 0x100000000);
+    high = (high * 0x1b3 + (low << 8) + carry) >>> 0;
+    low = lowProduct >>> 0;
+  }
+  return `fnv-${high.toString(16).padStart(8, '0')}${low.toString(16).padStart(8, '0')}`;
+}

@@ -1,0 +1,211 @@
+// Model downloads that survive bad networks and page reloads. Each file is
+// fetched once and kept in Cache Storage beside a manifest entry with its
+// size and SHA-256. A cached copy that no longer matches its manifest is
+// deleted and downloaded again. A download that ends before its
+// Content-Length is retried. A failed cache write is reported as a storage
+// warning and the download is used anyway.
+
+import { sha256Hex } from './digest.js';
+import { DualmemError } from './errors.js';
+
+/** Cache Storage cache of model files, keyed by file URL. */
+export const MODEL_CACHE_NAME = 'dualmem-models-v1';
+
+/** Cache of manifest entries ({ size, sha256, storedAt }), keyed by the same URLs. */
+export const MANIFEST_CACHE_NAME = 'dualmem-model-manifest-v1';
+
+/** Downloads of one file before a short body is reported as an error. */
+export const DOWNLOAD_ATTEMPTS = 3;
+
+/**
+ * Opens the two caches that the `cache` option requests.
+ *
+ * @param {'auto'|boolean} setting `false` turns caching off; `true` requires
+ *   it; `'auto'` uses it where the platform has it
+ * @param {object} [options]
+ * @param {CacheStorage} [options.caches=globalThis.caches]
+ * @param {(message:string, error?:Error) => void} [options.onStorageWarning]
+ *   called when 'auto' finds Cache Storage present but unusable
+ * @returns {Promise<{models:Cache, manifest:Cache}|null>} null when off
+ * @throws {DualmemError} `storage_unavailable` when `setting` is true and
+ *   Cache Storage is missing or cannot be opened
+ */
+export async function openModelCache(setting, options = {}) {
+  if (setting === false) return null;
+  const storage = options.caches ?? globalThis.caches;
+  if (storage === undefined) {
+    if (setting === true) {
+      throw new DualmemError('storage_unavailable',
+        'cache is true but this environment has no Cache Storage (it exists in browsers, ' +
+        'in secure contexts only); set cache to "auto" or false');
+    }
+    return null;
+  }
+  try {
+    const [models, manifest] = await Promise.all([
+      storage.open(MODEL_CACHE_NAME), storage.open(MANIFEST_CACHE_NAME),
+    ]);
+    return { models, manifest };
+  } catch (error) {
+    const message = `Cache Storage could not be opened (${error?.name ?? 'Error'}: ${error?.message ?? error})`;
+    if (setting === true) {
+      throw new DualmemError('storage_unavailable', `${message}; set cache to "auto" or false`,
+        { cause: error });
+    }
+    options.onStorageWarning?.(`${message}; model files are downloaded without caching`, error);
+    return null;
+  }
+}
+
+/**
+ * Deletes every cached model file and manifest entry.
+ *
+ * @param {CacheStorage} [storage=globalThis.caches]
+ * @returns {Promise<boolean>} whether anything was deleted
+ */
+export async function clearModelCache(storage = globalThis.caches) {
+  if (storage === undefined) return false;
+  const [models, manifest] = await Promise.all([
+    storage.delete(MODEL_CACHE_NAME), storage.delete(MANIFEST_CACHE_NAME),
+  ]);
+  return models || manifest;
+}
+
+/**
+ * Builds the fetch function that readModelFile uses for model files: a
+ * verified cached copy when there is one, else a download with retries that
+ * is then cached.
+ *
+ * @param {object} options
+ * @param {{models:Cache, manifest:Cache}|null} options.store from openModelCache
+ * @param {typeof fetch} [options.fetch=globalThis.fetch]
+ * @param {URL} [options.base] model folder, to name files in progress reports
+ * @param {({file, loaded, total}) => void} [options.onProgress] bytes read so far
+ * @param {(message:string, error?:Error) => void} [options.onStorageWarning]
+ * @returns {(url:string) => Promise<Response>} resolves to the server's
+ *   response when it is an error or HTML (readModelFile reports those), else
+ *   to a complete in-memory response
+ */
+export function createModelFetch(options) {
+  const fetchFunction = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const warn = options.onStorageWarning ?? (() => {});
+  const nameOf = (url) => (options.base && url.startsWith(options.base.href)
+    ? url.slice(options.base.href.length) : url);
+
+  return async function fetchModelFile(url) {
+    const file = nameOf(url);
+    if (options.store) {
+      const cached = await readVerified(options.store, url, file, warn);
+      if (cached !== null) {
+        options.onProgress?.({ file, loaded: cached.bytes.length, total: cached.bytes.length });
+        return bytesResponse(cached.bytes, cached.contentType);
+      }
+    }
+    for (let attempt = 1; ; attempt += 1) {
+      const response = await fetchFunction(url);
+      const contentType = response.headers.get('content-type') ?? '';
+      if (!response.ok || contentType.includes('text/html')) return response;
+      const body = await readWithProgress(response, file, options.onProgress);
+      if (body.complete) {
+        if (options.store) await storeVerified(options.store, url, body.bytes, contentType, warn);
+        return bytesResponse(body.bytes, contentType);
+      }
+      if (attempt === DOWNLOAD_ATTEMPTS) {
+        throw new DualmemError('model_not_found',
+          `model file ${file} ended after ${body.bytes.length} of ${body.expected} bytes in each of ` +
+          `${DOWNLOAD_ATTEMPTS} downloads; check the network or the server`, { file });
+      }
+    }
+  };
+}
+
+function bytesResponse(bytes, contentType) {
+  return new Response(bytes, {
+    status: 200,
+    headers: { 'content-type': contentType || 'application/octet-stream', 'content-length': String(bytes.length) },
+  });
+}
+
+/**
+ * Reads a response body, reporting progress. The body is complete when it
+ * has Content-Length bytes. Encoded (for example gzip) responses are not
+ * checked, because their header counts the encoded bytes.
+ */
+async function readWithProgress(response, file, onProgress) {
+  const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const expected = encoded ? 0 : Number(response.headers.get('content-length')) || 0;
+  const chunks = [];
+  let loaded = 0;
+  let failed = false;
+  if (response.body) {
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        loaded += value.length;
+        onProgress?.({ file, loaded, total: expected });
+      }
+    } catch {
+      // A connection reset mid-body: treated as a short download and retried.
+      failed = true;
+    }
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  const complete = !failed && (expected === 0 || loaded === expected);
+  return { bytes, expected: expected || '?', complete };
+}
+
+/** Returns the cached bytes of `url` when they match their manifest, else null. */
+async function readVerified(store, url, file, warn) {
+  let response;
+  let manifestResponse;
+  try {
+    [response, manifestResponse] = await Promise.all([store.models.match(url), store.manifest.match(url)]);
+  } catch (error) {
+    warn(`reading ${file} from Cache Storage failed (${error?.message ?? error}); downloading it`, error);
+    return null;
+  }
+  if (!response) return null;
+
+  let problem = null;
+  let bytes = null;
+  if (!manifestResponse) {
+    problem = 'it has no manifest entry, so its last write did not finish';
+  } else {
+    const manifest = await manifestResponse.json().catch(() => null);
+    bytes = new Uint8Array(await response.arrayBuffer());
+    if (manifest === null) {
+      problem = 'its manifest entry is not valid JSON';
+    } else if (bytes.length !== manifest.size) {
+      problem = `it has ${bytes.length} bytes, expected ${manifest.size}`;
+    } else if ((await sha256Hex(bytes)) !== manifest.sha256) {
+      problem = `its SHA-256 differs from the manifest's ${manifest.sha256}`;
+    }
+  }
+  if (problem === null) return { bytes, contentType: response.headers.get('content-type') };
+
+  warn(`the cached copy of ${file} is corrupt (${problem}); downloading it again`);
+  await Promise.all([store.models.delete(url), store.manifest.delete(url)]).catch(() => {});
+  return null;
+}
+
+/** Writes a file, then its manifest entry, so that a manifest only exists for a whole file. */
+async function storeVerified(store, url, bytes, contentType, warn) {
+  try {
+    const sha256 = await sha256Hex(bytes);
+    await store.models.put(url, bytesResponse(bytes, contentType));
+    const manifest = JSON.stringify({ size: bytes.length, sha256, storedAt: new Date().toISOString() });
+    await store.manifest.put(url, new Response(manifest, { headers: { 'content-type': 'application/json' } }));
+  } catch (error) {
+    warn(`storing ${url} in Cache Storage failed (${error?.name ?? 'Error'}: ${error?.message ?? error}); ` +
+      'it will be downloaded again next time', error);
+    await store.models.delete(url).catch(() => {});
+  }
+}
