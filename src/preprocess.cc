@@ -75,24 +75,28 @@ double BicubicWeight(double x) {
 }
 
 // Computes Pillow's bicubic weights for outputs [keep_begin, keep_end) of an
-// axis resized from `in_size` to `out_size` pixels. Each step mirrors
+// axis whose source pixels [box_begin, box_begin + box_size) are resized to
+// `out_size` pixels; `in_size` is the whole source axis. Each step mirrors
 // Pillow 9.4 (precompute_coeffs, normalize_coeffs_8bpc): the window is
-// widened by the scale when shrinking (antialiasing), weights are normalized
-// per output pixel in double, then rounded half away from zero to 22 bits.
-// Computing only the kept outputs gives the same values as computing all.
-void PlanAxis(int in_size, int out_size, int keep_begin, int keep_end,
-              AxisPlan* plan) {
+// widened by the scale when shrinking (antialiasing), may read source pixels
+// outside the box but inside the image, weights are normalized per output
+// pixel in double, then rounded half away from zero to 22 bits. Computing
+// only the kept outputs gives the same values as computing all.
+void PlanAxis(int in_size, int box_begin, int box_size, int out_size,
+              int keep_begin, int keep_end, AxisPlan* plan) {
   plan->out_begin = keep_begin;
   plan->out_end = keep_end;
-  plan->resample = in_size != out_size;
+  // At scale 1 and an integer offset, the bicubic weights are 1 at the
+  // center tap and 0 elsewhere, so the axis is a plain copy.
+  plan->resample = box_size != out_size;
   if (!plan->resample) {
-    plan->in_begin = keep_begin;
-    plan->in_end = keep_end;
+    plan->in_begin = box_begin + keep_begin;
+    plan->in_end = box_begin + keep_end;
     plan->taps = 0;
     return;
   }
 
-  const double scale = static_cast<double>(in_size) / out_size;
+  const double scale = static_cast<double>(box_size) / out_size;
   const double filter_scale = std::max(scale, 1.0);
   const double support = kBicubicSupport * filter_scale;
   const int window = static_cast<int>(std::ceil(support)) * 2 + 1;
@@ -107,7 +111,7 @@ void PlanAxis(int in_size, int out_size, int keep_begin, int keep_end,
 
   const double inverse_scale = 1.0 / filter_scale;
   for (int i = 0; i < outputs; ++i) {
-    const double center = 0.0 + (keep_begin + i + 0.5) * scale;
+    const double center = box_begin + (keep_begin + i + 0.5) * scale;
     int lo = static_cast<int>(center - support + 0.5);
     if (lo < 0) lo = 0;
     int hi = static_cast<int>(center + support + 0.5);
@@ -699,10 +703,55 @@ Status Preprocessor::Run(const uint8_t* pixels, size_t length, int width,
             row_end = std::min(resized_height, top + crop_height);
   const int col_begin = std::max(0, left),
             col_end = std::min(resized_width, left + crop_width);
-  PlanAxis(height, resized_height, row_begin, row_end, &s.rows_plan);
-  PlanAxis(width, resized_width, col_begin, col_end, &s.columns_plan);
+  PlanAxis(height, 0, height, resized_height, row_begin, row_end,
+           &s.rows_plan);
+  PlanAxis(width, 0, width, resized_width, col_begin, col_end,
+           &s.columns_plan);
+  ResampleAndNormalize(pixels, width, format, config, top, left,
+                       /*mirror=*/false, out);
+  return Status::Ok();
+}
+
+Status Preprocessor::RunBox(const uint8_t* pixels, size_t length, int width,
+                            int height, PixelFormat format,
+                            const PreprocessConfig& config, const PixelBox& box,
+                            bool mirror, float* out, size_t out_length) {
+  DUALMEM_RETURN_IF_ERROR(
+      CheckImage(pixels, length, width, height, format, config, out_length));
+  if (out == nullptr) return InvalidArgument("output pointer is null");
+  if (box.width <= 0 || box.height <= 0 || box.left < 0 || box.top < 0 ||
+      box.left > width - box.width || box.top > height - box.height) {
+    return InvalidArgument(
+        "box is " + std::to_string(box.width) + "x" +
+        std::to_string(box.height) + " at (" + std::to_string(box.left) +
+        ", " + std::to_string(box.top) + "), expected a non-empty box inside " +
+        "the " + std::to_string(width) + "x" + std::to_string(height) +
+        " image");
+  }
+
+  if (!scratch_) scratch_.reset(new Scratch);
+  Scratch& s = *scratch_;
+  PlanAxis(height, box.top, box.height, config.crop_height, 0,
+           config.crop_height, &s.rows_plan);
+  PlanAxis(width, box.left, box.width, config.crop_width, 0,
+           config.crop_width, &s.columns_plan);
+  ResampleAndNormalize(pixels, width, format, config, 0, 0, mirror, out);
+  return Status::Ok();
+}
+
+// Resamples with the plans in scratch_, whose kept output ranges are the
+// part of the resized image that the crop at (top, left) covers, and writes
+// the normalized CHW crop.
+void Preprocessor::ResampleAndNormalize(const uint8_t* pixels, int width,
+                                        PixelFormat format,
+                                        const PreprocessConfig& config, int top,
+                                        int left, bool mirror, float* out) {
+  Scratch& s = *scratch_;
   const AxisPlan& rows = s.rows_plan;
   const AxisPlan& columns = s.columns_plan;
+  const int crop_height = config.crop_height, crop_width = config.crop_width;
+  const int row_begin = rows.out_begin, row_end = rows.out_end;
+  const int col_begin = columns.out_begin, col_end = columns.out_end;
 
   // Horizontal pass over the source rows that the vertical pass reads.
   const int channels = static_cast<int>(format);
@@ -764,13 +813,17 @@ Status Preprocessor::Run(const uint8_t* pixels, size_t length, int width,
     }
     for (int c = 0; c < 3; ++c) {
       const uint8_t* src = line[planes == 1 ? 0 : c];
-      float* dst = out + c * out_plane +
-                   static_cast<size_t>(o - top) * crop_width +
-                   (col_begin - left);
-      for (int x = 0; x < columns_kept; ++x) dst[x] = table[c][src[x]];
+      float* out_row =
+          out + c * out_plane + static_cast<size_t>(o - top) * crop_width;
+      if (!mirror) {
+        float* dst = out_row + (col_begin - left);
+        for (int x = 0; x < columns_kept; ++x) dst[x] = table[c][src[x]];
+      } else {
+        float* dst = out_row + (crop_width - 1 - (col_begin - left));
+        for (int x = 0; x < columns_kept; ++x) dst[-x] = table[c][src[x]];
+      }
     }
   }
-  return Status::Ok();
 }
 
 Status PreprocessImage(const uint8_t* pixels, size_t length, int width,

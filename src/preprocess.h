@@ -61,6 +61,12 @@ Status ValidatePreprocessConfig(const PreprocessConfig& config);
 // Number of floats PreprocessImage writes: 3 * crop_height * crop_width.
 size_t PreprocessOutputSize(const PreprocessConfig& config);
 
+// A rectangle of source pixels: columns [left, left + width) and rows
+// [top, top + height).
+struct PixelBox {
+  int left = 0, top = 0, width = 0, height = 0;
+};
+
 // Reusable working memory for preprocessing. Buffers only grow, so a stream
 // of images of similar size costs no heap allocation after the first. The
 // working memory is bounded by about the source size plus three crop-sized
@@ -83,6 +89,18 @@ class Preprocessor {
              PixelFormat format, const PreprocessConfig& config, float* out,
              size_t out_length);
 
+  // Resamples the `box` of the source image straight to crop_height x
+  // crop_width, as Pillow's Image.resize(size, BICUBIC, box) does (taps near
+  // the box edge read the source pixels just outside it), then rescales and
+  // normalizes as Run does. The resize and center-crop fields of `config`
+  // are not used. With `mirror` the output columns are reversed, a
+  // horizontal flip. Errors are those of Run, plus kInvalidArgument for a box
+  // that is empty or not inside the image.
+  Status RunBox(const uint8_t* pixels, size_t length, int width, int height,
+                PixelFormat format, const PreprocessConfig& config,
+                const PixelBox& box, bool mirror, float* out,
+                size_t out_length);
+
   // Bytes of working memory currently reserved.
   size_t scratch_bytes() const;
   // Frees the working memory, which the next Run allocates again.
@@ -93,6 +111,9 @@ class Preprocessor {
 
  private:
   struct Scratch;
+  void ResampleAndNormalize(const uint8_t* pixels, int width,
+                            PixelFormat format, const PreprocessConfig& config,
+                            int top, int left, bool mirror, float* out);
   std::unique_ptr<Scratch> scratch_;
   bool use_simd_ = true;
 };
