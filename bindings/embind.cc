@@ -13,13 +13,16 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "augment.h"
 #include "dmn.h"
 #include "preprocess.h"
+#include "snapshot.h"
 #include "status.h"
 #include "tokenizer.h"
 
@@ -42,6 +45,16 @@ class StatusHolder {
  private:
   Status last_;
 };
+
+// JavaScript numbers are doubles, so seeds travel as integers below 2^53.
+Status SeedFromNumber(double seed, uint64_t* out) {
+  if (!(seed >= 0.0 && seed < 9007199254740992.0 && seed == std::floor(seed))) {
+    return InvalidArgument("seed is " + std::to_string(seed) +
+                           ", expected an integer in [0, 2^53)");
+  }
+  *out = static_cast<uint64_t>(seed);
+  return Status::Ok();
+}
 
 class DmnHandle : public StatusHolder {
  public:
@@ -92,6 +105,10 @@ class DmnHandle : public StatusHolder {
     if (!network_) return NotReady();
     return Record(network_->AddShot(class_index, input_.data(), input_.size(), num_views));
   }
+  int addCorrection(int class_index, int num_views) {
+    if (!network_) return NotReady();
+    return Record(network_->AddCorrection(class_index, input_.data(), input_.size(), num_views));
+  }
   int clearShots(int class_index) {
     if (!network_) return NotReady();
     return Record(network_->ClearShots(class_index));
@@ -109,8 +126,93 @@ class DmnHandle : public StatusHolder {
   void resetDynamic() {
     if (network_) network_->ResetDynamic();
   }
+  // Retention; droppedCount reads the number of slots the last call removed.
+  int dropDynamicOlderThan(double cutoff_ms) {
+    if (!network_) return NotReady();
+    return Record(network_->DropDynamicOlderThan(cutoff_ms, &dropped_));
+  }
+  int dropHighestEntropyDynamic(int count) {
+    if (!network_) return NotReady();
+    return Record(network_->DropHighestEntropyDynamic(count, &dropped_));
+  }
+  int droppedCount() const { return dropped_; }
+
+  // Snapshots (snapshot.h). Class names go in one by one before
+  // saveSnapshot; the bytes pass through one buffer: saveSnapshot fills it,
+  // loadSnapshot reads what JavaScript wrote into snapshotBufferView. An
+  // empty fingerprint skips the fingerprint check on load.
+  void clearSnapshotNames() { names_.clear(); }
+  void addSnapshotName(const std::string& name) { names_.push_back(name); }
+  int saveSnapshot(const std::string& fingerprint_hex) {
+    if (!network_) return NotReady();
+    ModelFingerprint fingerprint;
+    Status status = ParseFingerprintHex(fingerprint_hex, &fingerprint);
+    if (!status.ok()) return Record(std::move(status));
+    return Record(SaveSnapshot(*network_, fingerprint, names_, &snapshot_));
+  }
+  val snapshotView() const { return val(typed_memory_view(snapshot_.size(), snapshot_.data())); }
+  val snapshotBufferView(double byte_count) {
+    snapshot_.resize(byte_count < 0 ? 0 : static_cast<size_t>(byte_count));
+    return snapshotView();
+  }
+  // Replaces the network only when the whole snapshot loads.
+  int loadSnapshot(const std::string& expected_fingerprint_hex) {
+    ModelFingerprint expected;
+    bool check = !expected_fingerprint_hex.empty();
+    if (check) {
+      Status status = ParseFingerprintHex(expected_fingerprint_hex, &expected);
+      if (!status.ok()) return Record(std::move(status));
+    }
+    LoadedSnapshot loaded;
+    Status status = LoadSnapshot(snapshot_.data(), snapshot_.size(), check ? &expected : nullptr,
+                                 &loaded);
+    error_offset_ = loaded.error_offset == SIZE_MAX ? -1.0 : static_cast<double>(loaded.error_offset);
+    error_field_ = loaded.error_field;
+    if (status.ok()) {
+      network_ = std::move(loaded.network);
+      names_ = std::move(loaded.class_names);
+      fingerprint_hex_ = FingerprintHex(loaded.fingerprint);
+    }
+    return Record(std::move(status));
+  }
+  std::string snapshotName(int class_index) const {
+    if (class_index < 0 || static_cast<size_t>(class_index) >= names_.size()) return "";
+    return names_[class_index];
+  }
+  int snapshotNameCount() const { return static_cast<int>(names_.size()); }
+  std::string snapshotFingerprint() const { return fingerprint_hex_; }
+  double snapshotErrorOffset() const { return error_offset_; }
+  std::string snapshotErrorField() const { return error_field_; }
+
+  // Few-shot training (adapter.h). The loss curve stays readable through
+  // lossCurveView until the next successful train call.
+  int train(int epochs, float learning_rate, float weight_decay, float label_smoothing,
+            double seed, int batch_size, float per_class_rate_scale) {
+    if (!network_) return NotReady();
+    TrainConfig config;
+    config.epochs = epochs;
+    config.learning_rate = learning_rate;
+    config.weight_decay = weight_decay;
+    config.label_smoothing = label_smoothing;
+    config.batch_size = batch_size;
+    config.per_class_rate_scale = per_class_rate_scale;
+    Status status = SeedFromNumber(seed, &config.seed);
+    if (!status.ok()) return Record(std::move(status));
+    TrainResult result;
+    status = network_->Train(config, &result);
+    if (status.ok()) loss_curve_ = std::move(result.loss_per_epoch);
+    return Record(std::move(status));
+  }
+  val lossCurveView() const { return View(loss_curve_); }
+  void resetAdapter() {
+    if (network_) network_->ResetAdapter();
+  }
+  bool trained() const { return network_ && network_->trained(); }
 
   int dim() const { return network_ ? network_->dim() : 0; }
+  int precision() const {
+    return network_ ? static_cast<int>(network_->config().precision) : -1;
+  }
   int numClasses() const { return network_ ? network_->num_classes() : 0; }
   int dynamicCount(int class_index) const {
     return network_ ? network_->DynamicCount(class_index) : 0;
@@ -146,6 +248,13 @@ class DmnHandle : public StatusHolder {
   std::unique_ptr<DualMemoryNetwork> network_;
   std::vector<float> input_;
   StepOutput output_;
+  std::vector<float> loss_curve_;
+  std::vector<uint8_t> snapshot_;
+  std::vector<std::string> names_;  // for saveSnapshot, or from the last load
+  std::string fingerprint_hex_;     // of the last loaded snapshot
+  double error_offset_ = -1.0;      // of the last failed load, -1 if none
+  std::string error_field_;
+  int dropped_ = 0;                 // slots removed by the last retention call
 };
 
 class TokenizerHandle : public StatusHolder {
@@ -199,12 +308,39 @@ class PreprocessorHandle : public StatusHolder {
                                   static_cast<PixelFormat>(channels), config_,
                                   output_.data(), output_.size()));
   }
+  // Sets the crop and flip ranges of runViews (augment.h).
+  int configureViews(float min_scale, float max_scale, float min_ratio, float max_ratio,
+                     float flip_probability) {
+    AugmentConfig augment;
+    augment.min_scale = min_scale;
+    augment.max_scale = max_scale;
+    augment.min_ratio = min_ratio;
+    augment.max_ratio = max_ratio;
+    augment.flip_probability = flip_probability;
+    Status status = ValidateAugmentConfig(augment);
+    if (status.ok()) augment_ = augment;
+    return Record(std::move(status));
+  }
+  // Writes num_views views (view 0 plain, the rest seeded crops and flips)
+  // back to back into the output buffer.
+  int runViews(int width, int height, int channels, int num_views, double seed) {
+    uint64_t seed_bits = 0;
+    Status status = SeedFromNumber(seed, &seed_bits);
+    if (!status.ok()) return Record(std::move(status));
+    size_t views = num_views >= 1 && num_views <= kMaxViews ? static_cast<size_t>(num_views) : 0;
+    output_.resize(PreprocessOutputSize(config_) * views);
+    return Record(MakeViews(&preprocessor_, pixels_.data(), pixels_.size(), width, height,
+                            static_cast<PixelFormat>(channels), config_, augment_, seed_bits,
+                            num_views, output_.data(), output_.size()));
+  }
   val outputView() const { return val(typed_memory_view(output_.size(), output_.data())); }
   int cropWidth() const { return config_.crop_width; }
   int cropHeight() const { return config_.crop_height; }
 
  private:
   PreprocessConfig config_;
+  AugmentConfig augment_;
+  Preprocessor preprocessor_;  // runViews only; run uses PreprocessImage
   std::vector<uint8_t> pixels_;
   std::vector<float> output_;
 };
@@ -246,11 +382,27 @@ EMSCRIPTEN_BINDINGS(dualmem) {
       .function("removeClass", &DmnHandle::removeClass)
       .function("setClassEmbedding", &DmnHandle::setClassEmbedding)
       .function("addShot", &DmnHandle::addShot)
+      .function("addCorrection", &DmnHandle::addCorrection)
       .function("clearShots", &DmnHandle::clearShots)
       .function("step", &DmnHandle::step)
       .function("restoreDynamic", &DmnHandle::restoreDynamic)
       .function("resetDynamic", &DmnHandle::resetDynamic)
+      .function("dropDynamicOlderThan", &DmnHandle::dropDynamicOlderThan)
+      .function("dropHighestEntropyDynamic", &DmnHandle::dropHighestEntropyDynamic)
+      .function("droppedCount", &DmnHandle::droppedCount)
+      .function("clearSnapshotNames", &DmnHandle::clearSnapshotNames)
+      .function("addSnapshotName", &DmnHandle::addSnapshotName)
+      .function("saveSnapshot", &DmnHandle::saveSnapshot)
+      .function("snapshotView", &DmnHandle::snapshotView)
+      .function("snapshotBufferView", &DmnHandle::snapshotBufferView)
+      .function("loadSnapshot", &DmnHandle::loadSnapshot)
+      .function("snapshotName", &DmnHandle::snapshotName)
+      .function("snapshotNameCount", &DmnHandle::snapshotNameCount)
+      .function("snapshotFingerprint", &DmnHandle::snapshotFingerprint)
+      .function("snapshotErrorOffset", &DmnHandle::snapshotErrorOffset)
+      .function("snapshotErrorField", &DmnHandle::snapshotErrorField)
       .function("dim", &DmnHandle::dim)
+      .function("precision", &DmnHandle::precision)
       .function("numClasses", &DmnHandle::numClasses)
       .function("dynamicCount", &DmnHandle::dynamicCount)
       .function("shotCount", &DmnHandle::shotCount)
@@ -266,6 +418,10 @@ EMSCRIPTEN_BINDINGS(dualmem) {
       .function("entropy", &DmnHandle::entropy)
       .function("inserted", &DmnHandle::inserted)
       .function("replacedSlot", &DmnHandle::replacedSlot)
+      .function("train", &DmnHandle::train)
+      .function("lossCurveView", &DmnHandle::lossCurveView)
+      .function("resetAdapter", &DmnHandle::resetAdapter)
+      .function("trained", &DmnHandle::trained)
       .function("errorMessage", &ErrorMessageOf<DmnHandle>)
       .function("errorName", &ErrorNameOf<DmnHandle>);
 
@@ -287,6 +443,8 @@ EMSCRIPTEN_BINDINGS(dualmem) {
       .function("outputView", &PreprocessorHandle::outputView)
       .function("cropWidth", &PreprocessorHandle::cropWidth)
       .function("cropHeight", &PreprocessorHandle::cropHeight)
+      .function("configureViews", &PreprocessorHandle::configureViews)
+      .function("runViews", &PreprocessorHandle::runViews)
       .function("errorMessage", &ErrorMessageOf<PreprocessorHandle>)
       .function("errorName", &ErrorNameOf<PreprocessorHandle>);
 }

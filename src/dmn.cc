@@ -83,14 +83,53 @@ int ArgMax(const double* values, size_t count, double* gap) {
   return static_cast<int>(best);
 }
 
+// A correction is a shot whose label a user gave after a classification.
+bool IsLabelled(const SlotInfo& info) {
+  return info.source == SlotSource::kShot || info.source == SlotSource::kCorrection;
+}
+
 bool InStaticMemory(const SlotInfo& info) {
-  return info.source == SlotSource::kText || info.source == SlotSource::kShot;
+  return info.source == SlotSource::kText || IsLabelled(info);
 }
 
 // The dynamic readout uses the text embedding, the original view of each
 // shot and the stored test images, but not the augmented views of shots.
 bool InDynamicMemory(const SlotInfo& info) {
-  return info.source != SlotSource::kShot || info.view == 0;
+  return !IsLabelled(info) || info.view == 0;
+}
+
+// Largest distance of a restored vector's norm from 1, per precision.
+// Float32 rows come from NormalizeL2 (off by rounding, about 1e-7);
+// float16 rounding moves the norm by at most 2^-11 relative. Int8 is a
+// sanity bound: the rounding error of a unit vector has norm below 0.34 for
+// dim <= 8192, and is far smaller for real embeddings.
+double UnitNormTolerance(Precision precision) {
+  switch (precision) {
+    case Precision::kFloat32:
+      return 1e-3;
+    case Precision::kFloat16:
+      return 4e-3;
+    case Precision::kInt8:
+      return 0.5;
+  }
+  return 0.0;
+}
+
+Status CheckUnitNorm(const std::string& field, const float* values, int dim,
+                     Precision precision) {
+  for (int i = 0; i < dim; ++i) {
+    if (!std::isfinite(values[i])) {
+      return InvalidArgument(field + "[" + std::to_string(i) + "] is " + FormatFloat(values[i]) +
+                             ", expected a finite number");
+    }
+  }
+  double norm = std::sqrt(SumOfSquares(values, dim));
+  double tolerance = UnitNormTolerance(precision);
+  if (std::fabs(norm - 1.0) > tolerance) {
+    return InvalidArgument(field + " has norm " + FormatFloat(norm) + ", expected 1 within " +
+                           FormatFloat(tolerance) + " (" + PrecisionName(precision) + ")");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -203,17 +242,31 @@ Status DualMemoryNetwork::SetClassEmbedding(int class_index, const float* embedd
 
 Status DualMemoryNetwork::AddShot(int class_index, const float* views, size_t length,
                                   int num_views) {
-  DUALMEM_RETURN_IF_ERROR(CheckClassIndex("AddShot", class_index));
-  if (views == nullptr) return InvalidArgument("AddShot: views is null");
+  return AddLabelledViews("AddShot", SlotSource::kShot, class_index, views, length, num_views);
+}
+
+Status DualMemoryNetwork::AddCorrection(int class_index, const float* views, size_t length,
+                                        int num_views) {
+  return AddLabelledViews("AddCorrection", SlotSource::kCorrection, class_index, views, length,
+                          num_views);
+}
+
+Status DualMemoryNetwork::AddLabelledViews(const char* operation, SlotSource source,
+                                           int class_index, const float* views, size_t length,
+                                           int num_views) {
+  const std::string name = operation;
+  DUALMEM_RETURN_IF_ERROR(CheckClassIndex(operation, class_index));
+  if (views == nullptr) return InvalidArgument(name + ": views is null");
   if (num_views <= 0 || num_views > std::numeric_limits<uint16_t>::max()) {
-    return InvalidArgument("AddShot: num_views is " + std::to_string(num_views) +
+    return InvalidArgument(name + ": num_views is " + std::to_string(num_views) +
                            ", expected 1 to 65535");
   }
   size_t expected = static_cast<size_t>(num_views) * dim_;
-  DUALMEM_RETURN_IF_ERROR(CheckLength("AddShot: views", length, expected, "num_views * dim"));
+  DUALMEM_RETURN_IF_ERROR(
+      CheckLength((name + ": views").c_str(), length, expected, "num_views * dim"));
   std::vector<float> units(expected);
   for (int v = 0; v < num_views; ++v) {
-    std::string field = "AddShot: views[" + std::to_string(v) + "]";
+    std::string field = name + ": views[" + std::to_string(v) + "]";
     DUALMEM_RETURN_IF_ERROR(NormalizeInto(field.c_str(), views + static_cast<size_t>(v) * dim_,
                                           units.data() + static_cast<size_t>(v) * dim_));
   }
@@ -221,7 +274,7 @@ Status DualMemoryNetwork::AddShot(int class_index, const float* views, size_t le
   bank_.Reserve(class_index, bank_.slot_count(class_index) + num_views);
   for (int v = 0; v < num_views; ++v) {
     SlotInfo info;
-    info.source = SlotSource::kShot;
+    info.source = source;
     info.view = static_cast<uint16_t>(v);
     info.sequence = next_sequence_;
     bank_.AppendSlot(class_index, units.data() + static_cast<size_t>(v) * dim_, info);
@@ -262,13 +315,183 @@ Status DualMemoryNetwork::RestoreDynamic(int class_index, const float* view, siz
   return Status::Ok();
 }
 
+Status DualMemoryNetwork::RestoreClass(const float* unit_embedding, size_t length,
+                                       uint64_t sequence, int num_slots) {
+  if (unit_embedding == nullptr) return InvalidArgument("RestoreClass: unit_embedding is null");
+  DUALMEM_RETURN_IF_ERROR(CheckLength("RestoreClass: unit_embedding", length, dim_, "dim"));
+  DUALMEM_RETURN_IF_ERROR(
+      CheckUnitNorm("RestoreClass: unit_embedding", unit_embedding, dim_, Precision::kFloat32));
+  if (num_slots < 0) {
+    return InvalidArgument("RestoreClass: num_slots is " + std::to_string(num_slots) +
+                           ", expected an integer >= 0");
+  }
+
+  text_.insert(text_.end(), unit_embedding, unit_embedding + dim_);
+  shot_counts_.push_back(0);
+  bank_.AddClass();
+  int class_index = num_classes() - 1;
+  bank_.Reserve(class_index, 1 + num_slots);
+  SlotInfo info;
+  info.source = SlotSource::kText;
+  info.sequence = sequence;
+  bank_.AppendSlot(class_index, unit_embedding, info);
+  next_sequence_ = std::max(next_sequence_, sequence + 1);
+  GrowScratch(class_index);
+  return Status::Ok();
+}
+
+// Checks a vector in the bank's stored form: a valid scale, no int8 level
+// of -128 (the quantizer never writes it) and a finite, unit-length value.
+Status DualMemoryNetwork::CheckStoredVector(const char* field, const void* stored,
+                                            float scale) const {
+  Precision precision = config_.precision;
+  if (precision != Precision::kInt8 && scale != 1.0f) {
+    return InvalidArgument(std::string(field) + " has scale " + FormatFloat(scale) +
+                           ", expected 1 for " + PrecisionName(precision) + " slots");
+  }
+  if (precision == Precision::kInt8) {
+    if (!(std::isfinite(scale) && scale > 0.0f)) {
+      return InvalidArgument(std::string(field) + " has int8 scale " + FormatFloat(scale) +
+                             ", expected a finite value > 0");
+    }
+    const int8_t* levels = static_cast<const int8_t*>(stored);
+    for (int i = 0; i < dim_; ++i) {
+      if (levels[i] == -128) {
+        return InvalidArgument(std::string(field) + "[" + std::to_string(i) +
+                               "] is the int8 level -128, expected -127 to 127");
+      }
+    }
+  }
+  std::vector<float> decoded(dim_);
+  DecodeVector(stored, dim_, precision, scale, decoded.data());
+  return CheckUnitNorm(field, decoded.data(), dim_, precision);
+}
+
+Status DualMemoryNetwork::RestoreSlot(int class_index, const void* stored, float scale,
+                                      const SlotInfo& info) {
+  DUALMEM_RETURN_IF_ERROR(CheckClassIndex("RestoreSlot", class_index));
+  if (stored == nullptr) return InvalidArgument("RestoreSlot: stored is null");
+  if (!std::isfinite(info.entropy) || !std::isfinite(info.timestamp_ms)) {
+    return InvalidArgument("RestoreSlot: entropy is " + FormatFloat(info.entropy) +
+                           " and timestamp_ms is " + FormatFloat(info.timestamp_ms) +
+                           ", expected finite numbers");
+  }
+  int slots = bank_.slot_count(class_index);
+  if (info.source == SlotSource::kDynamic) {
+    if (info.view != 0) {
+      return InvalidArgument("RestoreSlot: a dynamic slot has view " + std::to_string(info.view) +
+                             ", expected 0");
+    }
+    int dynamic = DynamicCount(class_index);
+    if (dynamic >= config_.capacity) {
+      return MakeStatus(StatusCode::kLimitExceeded,
+                        "RestoreSlot: class " + std::to_string(class_index) + " already holds " +
+                            std::to_string(dynamic) + " dynamic slots, the capacity");
+    }
+  } else if (IsLabelled(info)) {
+    // Views after the first continue the image stored just before them.
+    if (info.view > 0) {
+      const SlotInfo& previous = bank_.slot_info(class_index, slots - 1);
+      if (previous.source != info.source || previous.sequence != info.sequence ||
+          previous.view + 1 != info.view) {
+        return InvalidArgument(
+            "RestoreSlot: view " + std::to_string(info.view) + " of sequence " +
+            std::to_string(info.sequence) + " does not follow view " +
+            std::to_string(info.view - 1) + " of the same image and source");
+      }
+    }
+  } else {
+    return InvalidArgument("RestoreSlot: source is " +
+                           std::to_string(static_cast<int>(info.source)) +
+                           ", expected 1 (shot), 2 (dynamic) or 3 (correction)");
+  }
+  DUALMEM_RETURN_IF_ERROR(CheckStoredVector("RestoreSlot: vector", stored, scale));
+
+  bank_.AppendStoredSlot(class_index, stored, scale, info);
+  if (IsLabelled(info) && info.view == 0) {
+    ++shot_counts_[class_index];
+    ++total_shots_;
+  }
+  next_sequence_ = std::max(next_sequence_, info.sequence + 1);
+  GrowScratch(class_index);
+  return Status::Ok();
+}
+
+Status DualMemoryNetwork::SetNextSequence(uint64_t next_sequence) {
+  if (next_sequence < next_sequence_) {
+    return InvalidArgument("SetNextSequence: next_sequence is " + std::to_string(next_sequence) +
+                           ", expected at least " + std::to_string(next_sequence_) +
+                           ", one past the largest stored sequence number");
+  }
+  next_sequence_ = next_sequence;
+  return Status::Ok();
+}
+
+const float* DualMemoryNetwork::class_embedding(int class_index) const {
+  if (class_index < 0 || class_index >= num_classes()) return nullptr;
+  return text_.data() + static_cast<size_t>(class_index) * dim_;
+}
+
 void DualMemoryNetwork::ResetDynamic() { bank_.RemoveSlotsEverywhere(SlotSource::kDynamic); }
 
 Status DualMemoryNetwork::ClearShots(int class_index) {
   DUALMEM_RETURN_IF_ERROR(CheckClassIndex("ClearShots", class_index));
   bank_.RemoveSlots(class_index, SlotSource::kShot);
+  bank_.RemoveSlots(class_index, SlotSource::kCorrection);
   total_shots_ -= shot_counts_[class_index];
   shot_counts_[class_index] = 0;
+  return Status::Ok();
+}
+
+Status DualMemoryNetwork::DropDynamicOlderThan(double cutoff_ms, int* removed) {
+  if (!std::isfinite(cutoff_ms)) {
+    return InvalidArgument("DropDynamicOlderThan: cutoff_ms is " + std::to_string(cutoff_ms) +
+                           ", expected a finite time in ms since the epoch");
+  }
+  *removed = 0;
+  for (int c = 0; c < num_classes(); ++c) {
+    std::vector<bool> remove(bank_.slot_count(c));
+    for (int j = 0; j < bank_.slot_count(c); ++j) {
+      const SlotInfo& info = bank_.slot_info(c, j);
+      remove[j] = info.source == SlotSource::kDynamic && info.timestamp_ms < cutoff_ms;
+      *removed += remove[j] ? 1 : 0;
+    }
+    bank_.RemoveMarkedSlots(c, remove);
+  }
+  return Status::Ok();
+}
+
+Status DualMemoryNetwork::DropHighestEntropyDynamic(int count, int* removed) {
+  if (count < 0) {
+    return InvalidArgument("DropHighestEntropyDynamic: count is " + std::to_string(count) +
+                           ", expected 0 or more");
+  }
+
+  // Rank every dynamic slot: highest entropy first, then lowest sequence.
+  struct Candidate {
+    double entropy;
+    uint64_t sequence;
+    int class_index, slot;
+  };
+  std::vector<Candidate> candidates;
+  for (int c = 0; c < num_classes(); ++c) {
+    for (int j = 0; j < bank_.slot_count(c); ++j) {
+      const SlotInfo& info = bank_.slot_info(c, j);
+      if (info.source == SlotSource::kDynamic) candidates.push_back({info.entropy, info.sequence, c, j});
+    }
+  }
+  size_t take = std::min(candidates.size(), static_cast<size_t>(count));
+  std::partial_sort(candidates.begin(), candidates.begin() + take, candidates.end(),
+                    [](const Candidate& a, const Candidate& b) {
+                      if (a.entropy != b.entropy) return a.entropy > b.entropy;
+                      return a.sequence < b.sequence;
+                    });
+
+  std::vector<std::vector<bool>> remove(num_classes());
+  for (int c = 0; c < num_classes(); ++c) remove[c].assign(bank_.slot_count(c), false);
+  for (size_t k = 0; k < take; ++k) remove[candidates[k].class_index][candidates[k].slot] = true;
+  for (int c = 0; c < num_classes(); ++c) bank_.RemoveMarkedSlots(c, remove[c]);
+  *removed = static_cast<int>(take);
   return Status::Ok();
 }
 
@@ -287,8 +510,65 @@ int DualMemoryNetwork::ShotCount(int class_index) const {
 }
 
 size_t DualMemoryNetwork::MemoryBytes() const {
-  return bank_.MemoryBytes() + text_.size() * sizeof(float);
+  return bank_.MemoryBytes() + text_.size() * sizeof(float) +
+         (adapter_ ? adapter_->MemoryBytes() : 0);
 }
+
+// Copies the static memory (text slots, shots and corrections, dequantized)
+// in bank order, which AdapterIsCurrent compares against later.
+AdapterMemory DualMemoryNetwork::StaticMemory() const {
+  AdapterMemory memory;
+  memory.dim = dim_;
+  memory.num_classes = num_classes();
+  memory.beta = config_.beta;
+  memory.logit_scale = config_.logit_scale;
+  memory.text = text_;
+  memory.class_begin.push_back(0);
+  std::vector<float> vector(dim_);
+  for (int c = 0; c < num_classes(); ++c) {
+    for (int j = 0; j < bank_.slot_count(c); ++j) {
+      const SlotInfo& info = bank_.slot_info(c, j);
+      if (!InStaticMemory(info)) continue;
+      bank_.DecodeSlot(c, j, vector.data());
+      memory.slots.insert(memory.slots.end(), vector.begin(), vector.end());
+      memory.slot_shot.push_back(info.source == SlotSource::kText
+                                     ? -1
+                                     : static_cast<int64_t>(info.sequence));
+    }
+    memory.class_begin.push_back(static_cast<int>(memory.slot_shot.size()));
+  }
+  return memory;
+}
+
+// True while the classes, text embeddings and static slots are those the
+// adapter was trained on. A slot's vector never changes without its sequence
+// number changing, except the text slot, which is compared by value.
+bool DualMemoryNetwork::AdapterIsCurrent() const {
+  const AdapterMemory& memory = adapter_->memory();
+  if (memory.num_classes != num_classes() || memory.text != text_) return false;
+  for (int c = 0; c < num_classes(); ++c) {
+    int k = memory.class_begin[c];
+    for (int j = 0; j < bank_.slot_count(c); ++j) {
+      const SlotInfo& info = bank_.slot_info(c, j);
+      if (!InStaticMemory(info)) continue;
+      int64_t shot = info.source == SlotSource::kText ? -1 : static_cast<int64_t>(info.sequence);
+      if (k >= memory.class_begin[c + 1] || memory.slot_shot[k] != shot) return false;
+      ++k;
+    }
+    if (k != memory.class_begin[c + 1]) return false;
+  }
+  return true;
+}
+
+Status DualMemoryNetwork::Train(const TrainConfig& config, TrainResult* out) {
+  if (out == nullptr) return InvalidArgument("Train: out is null");
+  std::unique_ptr<Adapter> adapter;
+  DUALMEM_RETURN_IF_ERROR(Adapter::Train(StaticMemory(), config, out, &adapter));
+  adapter_ = std::move(adapter);
+  return Status::Ok();
+}
+
+bool DualMemoryNetwork::trained() const { return adapter_ != nullptr && AdapterIsCurrent(); }
 
 Status DualMemoryNetwork::Step(const float* views, size_t length, int num_views,
                                double timestamp_ms, bool update_memory, StepOutput* out) {
@@ -334,6 +614,7 @@ Status DualMemoryNetwork::Step(const float* views, size_t length, int num_views,
   out->replaced_slot = -1;
   out->decision_margin = std::numeric_limits<double>::infinity();
 
+  if (adapter_ && !AdapterIsCurrent()) adapter_.reset();
   ComputeText(num_views, out);
   if (update_memory) UpdateMemory(out->pseudo_label, timestamp_ms, out);
   ReadMemories(out);
@@ -350,8 +631,20 @@ void DualMemoryNetwork::ComputeText(int num_views, StepOutput* out) {
     view_entropy_.resize(num_views);
     view_order_.resize(num_views);
   }
+  // A trained adapter changes every view's query and the text embeddings.
+  const float* queries = views_.data();
+  const float* text = text_.data();
+  if (adapter_) {
+    adapted_views_.resize(static_cast<size_t>(num_views) * dim_);
+    for (int v = 0; v < num_views; ++v) {
+      adapter_->AdaptQuery(views_.data() + static_cast<size_t>(v) * dim_,
+                           adapted_views_.data() + static_cast<size_t>(v) * dim_);
+    }
+    queries = adapted_views_.data();
+    text = adapter_->text();
+  }
   for (int v = 0; v < num_views; ++v) {
-    DotBlock(views_.data() + static_cast<size_t>(v) * dim_, text_.data(), Precision::kFloat32,
+    DotBlock(queries + static_cast<size_t>(v) * dim_, text, Precision::kFloat32,
              nullptr, classes, dim_, logits_.data());
     double* probs = view_probs_.data() + v * classes;
     ScaledSoftmax(logits_.data(), classes, config_.logit_scale, probs);
@@ -458,6 +751,13 @@ void DualMemoryNetwork::ReadMemories(StepOutput* out) {
     }
     double norm = std::sqrt(bank_.WeightedNormSquared(c, weights_dynamic_.data()));
     dynamic_scores_[c] = norm > 0.0 ? static_cast<float>(dynamic_sum / norm) : 0.0f;
+  }
+
+  // A trained adapter replaces the static readout with its own, on the
+  // adapted query. The dynamic slots are unadapted test images, so their
+  // readout keeps the unadapted query that they are comparable with.
+  if (adapter_ && out->has_static) {
+    adapter_->StaticScores(adapted_views_.data(), static_scores_.data());
   }
 
   ScaledSoftmax(dynamic_scores_.data(), classes, config_.logit_scale, dynamic_probs_.data());

@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "adapter.h"
 #include "kernels.h"
 #include "memory_bank.h"
 #include "status.h"
@@ -78,10 +79,57 @@ class DualMemoryNetwork {
   // first stored. Fails with kLimitExceeded when the class is full.
   Status RestoreDynamic(int class_index, const float* view, size_t length, double entropy,
                         double timestamp_ms);
+  // Adds a test image that a user labelled, as `num_views` embeddings like
+  // AddShot. It counts and reads out as a shot; only its source differs
+  // (SlotSource::kCorrection), so storage can tell the two apart.
+  Status AddCorrection(int class_index, const float* views, size_t length, int num_views);
   // Empties every class's dynamic slots.
   void ResetDynamic();
-  // Removes all shots of a class.
+  // Removes all shots of a class, corrections included.
   Status ClearShots(int class_index);
+
+  // Retention of dynamic slots; shots and corrections are never touched.
+  // Removes every dynamic slot stored before `cutoff_ms` (ms since the
+  // epoch) and sets `*removed` to their number. Fails with
+  // kInvalidArgument for a non-finite cutoff.
+  Status DropDynamicOlderThan(double cutoff_ms, int* removed);
+  // Removes the `count` dynamic slots of highest entropy over all classes,
+  // the older one first on ties, or all of them when there are fewer; sets
+  // `*removed` to the number removed. Fails with kInvalidArgument for a
+  // negative count.
+  Status DropHighestEntropyDynamic(int count, int* removed);
+
+  // Exact restore, for snapshots (snapshot.h). Unlike AddClass and AddShot
+  // these store their input bit for bit instead of rescaling it, so a
+  // restored network steps exactly like the saved one. Input must be
+  // finite and of unit length within a tolerance per precision.
+  //
+  // Appends a class whose text slot gets `sequence`, reserving room for
+  // `num_slots` further slots.
+  Status RestoreClass(const float* unit_embedding, size_t length, uint64_t sequence,
+                      int num_slots);
+  // Appends a shot, correction or dynamic slot in stored form: dim elements
+  // of config().precision and its int8 scale (exactly 1 otherwise). The
+  // views of one shot come in order 0, 1, ... with one sequence number.
+  Status RestoreSlot(int class_index, const void* stored, float scale, const SlotInfo& info);
+  // Sets the sequence number of the next stored item; it must exceed every
+  // sequence number in the network.
+  Status SetNextSequence(uint64_t next_sequence);
+  uint64_t next_sequence() const { return next_sequence_; }
+  // Unit text embedding of a class (dim floats); null for an unknown class.
+  const float* class_embedding(int class_index) const;
+
+  // Trains the few-shot adapter (adapter.h) on the shots and corrections,
+  // from zero offsets, replacing any earlier one. Step then adapts every
+  // view's query, the text head and the static readout, while the dynamic
+  // readout stays unadapted. A change to the classes, text embeddings, shots or
+  // corrections makes the adapter stale, and the next Step drops it. On
+  // error (see Adapter::Train) the network is unchanged.
+  Status Train(const TrainConfig& config, TrainResult* out);
+  // Drops the trained adapter, back to the training-free readout.
+  void ResetAdapter() { adapter_.reset(); }
+  // True while a trained adapter is in use and not stale.
+  bool trained() const;
 
   int DynamicCount(int class_index) const;  // -1 for an unknown class
   int ShotCount(int class_index) const;     // images, not views; -1 if unknown
@@ -95,6 +143,11 @@ class DualMemoryNetwork {
   Status CheckClassIndex(const char* operation, int class_index) const;
   Status NormalizeInto(const char* field, const float* values, float* out) const;
   void GrowScratch(int class_index);
+  Status AddLabelledViews(const char* operation, SlotSource source, int class_index,
+                          const float* views, size_t length, int num_views);
+  Status CheckStoredVector(const char* field, const void* stored, float scale) const;
+  AdapterMemory StaticMemory() const;
+  bool AdapterIsCurrent() const;
   void ComputeText(int num_views, StepOutput* out);
   void UpdateMemory(int class_index, double timestamp_ms, StepOutput* out);
   void ReadMemories(StepOutput* out);
@@ -104,7 +157,7 @@ class DualMemoryNetwork {
   DmnConfig config_;
   std::vector<float> text_;       // num_classes x dim, unit rows
   MemoryBank bank_;               // slot 0 of each class is its text embedding
-  std::vector<int> shot_counts_;  // shot images per class
+  std::vector<int> shot_counts_;  // shot and correction images per class
   int total_shots_ = 0;
   uint64_t next_sequence_ = 0;
 
@@ -116,6 +169,8 @@ class DualMemoryNetwork {
   std::vector<int> view_order_;
   double confident_entropy_ = 0.0;
   BankQuery bank_query_;
+  std::unique_ptr<Adapter> adapter_;  // null until Train
+  std::vector<float> adapted_views_;  // Step scratch: adapted view queries
 };
 
 // Averages `num_prompts` prompt embeddings of `dim` floats (length ==

@@ -58,6 +58,22 @@ void MemoryBank::StoreVector(ClassSlots* slots, int slot, const float* vector) {
 // matrix describes exactly the vectors a readout will see.
 void MemoryBank::UpdateGramRow(ClassSlots* slots, int slot) {
   int filled = static_cast<int>(slots->infos.size());
+  if (precision_ == Precision::kInt8) {
+    // The entry is the integer dot product of both slots' levels times both
+    // scales, so it does not depend on which slot was stored last. A bank
+    // rebuilt slot by slot from a snapshot then has the saved matrix, even
+    // after replacements.
+    const int8_t* levels = reinterpret_cast<const int8_t*>(&slots->data[slot * slot_bytes_]);
+    widened_.assign(levels, levels + dim_);
+    float* row = &slots->gram[static_cast<size_t>(slot) * slots->gram_stride];
+    DotBlockInt8(widened_.data(), slots->scales[slot],
+                 reinterpret_cast<const int8_t*>(slots->data.data()), slots->scales.data(),
+                 filled, dim_, row);
+    for (int j = 0; j < filled; ++j) {
+      slots->gram[static_cast<size_t>(j) * slots->gram_stride + slot] = row[j];
+    }
+    return;
+  }
   DecodeVector(&slots->data[slot * slot_bytes_], dim_, precision_,
                slots->scales[slot], decoded_.data());
   float* row = &slots->gram[static_cast<size_t>(slot) * slots->gram_stride];
@@ -81,6 +97,19 @@ int MemoryBank::AppendSlot(int class_index, const float* vector,
   return slot;
 }
 
+int MemoryBank::AppendStoredSlot(int class_index, const void* stored, float scale,
+                                 const SlotInfo& info) {
+  ClassSlots& slots = classes_[class_index];
+  int slot = static_cast<int>(slots.infos.size());
+  EnsureGramStride(&slots, slot + 1);
+  slots.data.resize(slots.data.size() + slot_bytes_);
+  std::memcpy(&slots.data[slot * slot_bytes_], stored, slot_bytes_);
+  slots.scales.push_back(scale);
+  slots.infos.push_back(info);
+  UpdateGramRow(&slots, slot);
+  return slot;
+}
+
 void MemoryBank::ReplaceSlot(int class_index, int slot, const float* vector,
                              const SlotInfo& info) {
   ClassSlots& slots = classes_[class_index];
@@ -90,6 +119,13 @@ void MemoryBank::ReplaceSlot(int class_index, int slot, const float* vector,
 }
 
 void MemoryBank::RemoveSlots(int class_index, SlotSource source) {
+  const std::vector<SlotInfo>& infos = classes_[class_index].infos;
+  std::vector<bool> remove(infos.size());
+  for (size_t i = 0; i < infos.size(); ++i) remove[i] = infos[i].source == source;
+  RemoveMarkedSlots(class_index, remove);
+}
+
+void MemoryBank::RemoveMarkedSlots(int class_index, const std::vector<bool>& remove) {
   ClassSlots& slots = classes_[class_index];
   int filled = static_cast<int>(slots.infos.size());
   size_t stride = slots.gram_stride;
@@ -98,7 +134,7 @@ void MemoryBank::RemoveSlots(int class_index, SlotSource source) {
   std::vector<int> kept_slots;
   kept_slots.reserve(filled);
   for (int i = 0; i < filled; ++i) {
-    if (slots.infos[i].source != source) kept_slots.push_back(i);
+    if (!remove[i]) kept_slots.push_back(i);
   }
   if (static_cast<int>(kept_slots.size()) == filled) return;
 
@@ -170,6 +206,14 @@ void MemoryBank::DecodeSlot(int class_index, int slot, float* out) const {
   const ClassSlots& slots = classes_[class_index];
   DecodeVector(&slots.data[slot * slot_bytes_], dim_, precision_,
                slots.scales[slot], out);
+}
+
+const void* MemoryBank::stored_slot(int class_index, int slot) const {
+  return &classes_[class_index].data[slot * slot_bytes_];
+}
+
+float MemoryBank::slot_scale(int class_index, int slot) const {
+  return classes_[class_index].scales[slot];
 }
 
 size_t MemoryBank::MemoryBytes() const {

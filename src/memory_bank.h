@@ -64,6 +64,11 @@ class MemoryBank {
   // Stores `vector` as a new last slot and adds its Gram row. Returns the
   // slot index.
   int AppendSlot(int class_index, const float* vector, const SlotInfo& info);
+  // Appends a slot given in stored form (as `stored_slot` and `slot_scale`
+  // return it), copied bit for bit, and adds its Gram row. Returns the slot
+  // index.
+  int AppendStoredSlot(int class_index, const void* stored, float scale,
+                       const SlotInfo& info);
   // Overwrites a slot in place and recomputes its Gram row and column.
   void ReplaceSlot(int class_index, int slot, const float* vector,
                    const SlotInfo& info);
@@ -72,6 +77,9 @@ class MemoryBank {
   void RemoveSlots(int class_index, SlotSource source);
   // Removes all slots of every class whose source is `source`.
   void RemoveSlotsEverywhere(SlotSource source);
+  // Removes the slots i with remove[i] true (slot_count entries), keeping
+  // the order of the others.
+  void RemoveMarkedSlots(int class_index, const std::vector<bool>& remove);
 
   // Prepares `query` (dim floats, borrowed until the last use of `out`).
   void PrepareQuery(const float* query, BankQuery* out) const;
@@ -85,6 +93,11 @@ class MemoryBank {
   float gram(int class_index, int i, int j) const;
   // Writes the dequantized vector of a slot (dim floats).
   void DecodeSlot(int class_index, int slot, float* out) const;
+  // Stored form of a slot: dim elements of precision(), valid until the
+  // class changes.
+  const void* stored_slot(int class_index, int slot) const;
+  // Int8 scale of a slot (stored ~= vector / scale); 1 for other precisions.
+  float slot_scale(int class_index, int slot) const;
 
   // Bytes of stored vectors, int8 scales, slot metadata and Gram matrices
   // (filled slots only; reserved room is not counted).
@@ -108,6 +121,7 @@ class MemoryBank {
   size_t slot_bytes_;
   std::vector<ClassSlots> classes_;
   std::vector<float> decoded_;  // one decoded vector, reused by Gram updates
+  std::vector<int16_t> widened_;  // one int8 vector as int16, for int8 Gram updates
 };
 
 }  // namespace dualmem

@@ -18,6 +18,8 @@ const char* StatusCodeName(StatusCode code) {
       return "unsupported";
     case StatusCode::kInternal:
       return "internal";
+    case StatusCode::kFailedPrecondition:
+      return "failed_precondition";
   }
   return "internal";
 }

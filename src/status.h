@@ -18,6 +18,8 @@ enum class StatusCode : int {
   kLimitExceeded = 4,    // a size is above an explicit maximum
   kUnsupported = 5,      // valid input that this build cannot handle
   kInternal = 6,         // a broken invariant inside the core
+  kFailedPrecondition = 7,  // valid input that does not fit the current state,
+                            // e.g. a snapshot written for another model
 };
 
 // Returns the stable name of a code, e.g. "invalid_argument".

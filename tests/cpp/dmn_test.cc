@@ -231,6 +231,30 @@ TEST(DualMemoryNetwork, ShotsEnableStaticReadout) {
   ExpectNear(cleared.dynamic, cleared.text, 1e-6, "dynamic without shots");
 }
 
+TEST(DualMemoryNetwork, CorrectionReadsOutLikeShot) {
+  auto with_shot = TwoClassNetwork(3);
+  auto with_correction = TwoClassNetwork(3);
+  std::vector<float> views = Angle(60);
+  std::vector<float> augmented = Angle(65);
+  views.insert(views.end(), augmented.begin(), augmented.end());
+  ASSERT_TRUE(with_shot->AddShot(1, views.data(), views.size(), 2).ok());
+  ASSERT_TRUE(with_correction->AddCorrection(1, views.data(), views.size(), 2).ok());
+  EXPECT_EQ(with_correction->ShotCount(1), 1);
+  EXPECT_EQ(with_correction->bank().slot_info(1, 1).source, SlotSource::kCorrection);
+
+  for (double degrees : {10.0, 55.0, 80.0}) {
+    StepOutput shot_out = StepOnce(with_shot.get(), Angle(degrees));
+    StepOutput correction_out = StepOnce(with_correction.get(), Angle(degrees));
+    EXPECT_EQ(correction_out.static_probs, shot_out.static_probs) << degrees << " degrees";
+    EXPECT_EQ(correction_out.dynamic, shot_out.dynamic) << degrees << " degrees";
+    EXPECT_EQ(correction_out.fused, shot_out.fused) << degrees << " degrees";
+  }
+
+  ASSERT_TRUE(with_correction->ClearShots(1).ok());
+  EXPECT_EQ(with_correction->ShotCount(1), 0);
+  EXPECT_FALSE(StepOnce(with_correction.get(), Angle(60), false).has_static);
+}
+
 TEST(DualMemoryNetwork, FusedFollowsWeights) {
   auto network = TwoClassNetwork(3);
   StepOnce(network.get(), Angle(5));

@@ -115,6 +115,38 @@ TEST(MemoryBank, GramMatchesRecomputedAfterManyReplacements) {
   }
 }
 
+// Snapshots rebuild a bank slot by slot, which gives the same matrix only if
+// an entry does not depend on which of its two slots was stored last.
+TEST(MemoryBank, GramIsExactlySymmetricAfterReplacements) {
+  std::mt19937 rng(13);
+  for (Precision precision : kPrecisions) {
+    MemoryBank bank(40, precision);
+    bank.AddClass();
+    for (int i = 0; i < 6; ++i) {
+      bank.AppendSlot(0, RandomUnit(40, &rng).data(), Info(SlotSource::kDynamic, i, i));
+    }
+    for (int step = 0; step < 20; ++step) {
+      int slot = step % 6;
+      bank.ReplaceSlot(0, slot, RandomUnit(40, &rng).data(), bank.slot_info(0, slot));
+    }
+
+    MemoryBank rebuilt(40, precision);
+    rebuilt.AddClass();
+    for (int i = 0; i < 6; ++i) {
+      rebuilt.AppendStoredSlot(0, bank.stored_slot(0, i), bank.slot_scale(0, i),
+                               bank.slot_info(0, i));
+    }
+    for (int i = 0; i < 6; ++i) {
+      for (int j = 0; j < 6; ++j) {
+        EXPECT_EQ(bank.gram(0, i, j), bank.gram(0, j, i))
+            << PrecisionName(precision) << " entry " << i << "," << j;
+        EXPECT_EQ(rebuilt.gram(0, i, j), bank.gram(0, i, j))
+            << PrecisionName(precision) << " entry " << i << "," << j;
+      }
+    }
+  }
+}
+
 TEST(MemoryBank, GramGrowsPastReservedStride) {
   std::mt19937 rng(12);
   MemoryBank bank(16, Precision::kFloat32);

@@ -21,6 +21,35 @@ export const DMN_DEFAULTS = Object.freeze({
   precision: 'float32',
 });
 
+/**
+ * Starting values of few-shot training, as in the core's TrainConfig
+ * (src/adapter.h); they are to be replaced by values chosen on validation data.
+ */
+export const TRAIN_DEFAULTS = Object.freeze({
+  epochs: 20,
+  learningRate: 1e-2,
+  weightDecay: 0.01,
+  labelSmoothing: 0.1,
+  batchSize: 32,
+  seed: 0,
+  // Learning-rate factor of the per-slot and per-class offsets against the
+  // shared query offsets (see src/adapter.h).
+  perClassRateScale: 0.1,
+});
+
+/**
+ * Crop and flip ranges of test-time views, as in the core's AugmentConfig
+ * (src/augment.h): the crop covers a share of the image area in
+ * [minScale, maxScale] with a width/height ratio in [minRatio, maxRatio].
+ */
+export const VIEW_DEFAULTS = Object.freeze({
+  minScale: 0.5,
+  maxScale: 1,
+  minRatio: 3 / 4,
+  maxRatio: 4 / 3,
+  flipProbability: 0.5,
+});
+
 const isNode =
   typeof process !== 'undefined' && typeof process.versions?.node === 'string' &&
   typeof window === 'undefined';
@@ -91,6 +120,18 @@ async function instantiate(variant, wasmUrl) {
 /** Throws a DualmemError for a non-zero status of `handle`. */
 function check(handle, status) {
   if (status !== 0) throw new DualmemError(handle.errorName(), handle.errorMessage());
+}
+
+/** Returns a fingerprint given as 32 bytes or hex digits as a hex string. */
+function fingerprintHex(fingerprint) {
+  if (typeof fingerprint === 'string') return fingerprint;
+  if (fingerprint instanceof Uint8Array && fingerprint.length === 32) {
+    return Array.from(fingerprint, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+  throw new DualmemError('invalid_argument',
+    `fingerprint is ${fingerprint?.constructor?.name ?? typeof fingerprint}` +
+    `${fingerprint?.length === undefined ? '' : ` of length ${fingerprint.length}`}, ` +
+    'expected 64 hex digits or a Uint8Array of 32 bytes');
 }
 
 function toFloat32(values, what) {
@@ -164,8 +205,97 @@ export class DualMemory {
     check(this.handle, this.handle.addShot(classIndex, numViews));
   }
 
+  /**
+   * Adds a test image that a user labelled. It counts and reads out as a
+   * shot; snapshots record it as a correction.
+   */
+  addCorrection(classIndex, views, numViews = 1) {
+    this.#write(views, 'views');
+    check(this.handle, this.handle.addCorrection(classIndex, numViews));
+  }
+
+  /** Removes every shot of a class, corrections included. */
   clearShots(classIndex) {
     check(this.handle, this.handle.clearShots(classIndex));
+  }
+
+  /**
+   * Serializes the memories (configuration, classes, every slot with its
+   * metadata) into a versioned binary snapshot; the format is described in
+   * src/snapshot.h.
+   *
+   * @param {string|Uint8Array} fingerprint the model's fingerprint: 64 hex
+   *   digits or 32 bytes, e.g. a SHA-256 over the model files, tokenizer and
+   *   preprocessing config
+   * @param {object} [options]
+   * @param {string[]} [options.classNames] one name per class; empty names
+   *   when left out
+   * @returns {Uint8Array} a copy of the snapshot bytes
+   * @throws {DualmemError} `invalid_argument` for a malformed fingerprint or
+   *   names, `limit_exceeded` when a count or name is above the format's maximum
+   */
+  saveSnapshot(fingerprint, options = {}) {
+    const handle = this.handle;
+    handle.clearSnapshotNames();
+    for (const name of options.classNames ?? []) handle.addSnapshotName(String(name));
+    check(handle, handle.saveSnapshot(fingerprintHex(fingerprint)));
+    return handle.snapshotView().slice();
+  }
+
+  /**
+   * Replaces the memories, configuration included, with those of a
+   * snapshot. A snapshot that does not load leaves this memory unchanged.
+   *
+   * @param {Uint8Array|ArrayBuffer} bytes from `saveSnapshot`
+   * @param {object} [options]
+   * @param {string|Uint8Array} [options.expectedFingerprint] the current
+   *   model's fingerprint; a snapshot of another model is rejected
+   * @returns {{classNames: string[], fingerprint: string}} the stored class
+   *   names and the snapshot's fingerprint as 64 hex digits
+   * @throws {DualmemError} `parse_error` (corrupt or truncated),
+   *   `unsupported` (written by a newer dualmem), `failed_precondition`
+   *   (another model's fingerprint), `limit_exceeded` or `invalid_argument`;
+   *   the error's `offset` (in bytes) and `field` name the first invalid field
+   */
+  loadSnapshot(bytes, options = {}) {
+    const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+    if (!(view instanceof Uint8Array)) {
+      throw new DualmemError('invalid_argument',
+        `bytes is ${view?.constructor?.name ?? typeof view}, expected a Uint8Array or ArrayBuffer`);
+    }
+    const expected = options.expectedFingerprint === undefined
+      ? '' : fingerprintHex(options.expectedFingerprint);
+    const handle = this.handle;
+    handle.snapshotBufferView(view.length).set(view);
+    const status = handle.loadSnapshot(expected);
+    if (status !== 0) {
+      const offset = handle.snapshotErrorOffset();
+      throw new DualmemError(handle.errorName(), handle.errorMessage(),
+        offset < 0 ? {} : { offset, field: handle.snapshotErrorField() });
+    }
+    this.dim = handle.dim();
+    this.precision = Object.keys(PRECISIONS)[handle.precision()];
+    const classNames = [];
+    for (let i = 0; i < handle.snapshotNameCount(); i += 1) classNames.push(handle.snapshotName(i));
+    return { classNames, fingerprint: handle.snapshotFingerprint() };
+  }
+
+  /**
+   * Creates a DualMemory from a snapshot; see `loadSnapshot`.
+   *
+   * @param {object} core module from `loadCore()`
+   * @returns {{memory: DualMemory, classNames: string[], fingerprint: string}}
+   * @throws {DualmemError} as `loadSnapshot`
+   */
+  static fromSnapshot(core, bytes, options = {}) {
+    // Any valid network will do: loading replaces it whole.
+    const memory = new DualMemory(core, 1);
+    try {
+      return { memory, ...memory.loadSnapshot(bytes, options) };
+    } catch (error) {
+      memory.dispose();
+      throw error;
+    }
   }
 
   setWeights({ text, dynamic, static: staticWeight }) {
@@ -217,6 +347,32 @@ export class DualMemory {
     this.handle.resetDynamic();
   }
 
+  /**
+   * Removes every dynamic slot stored before `cutoffMs`; shots and
+   * corrections stay whatever their age.
+   *
+   * @param {number} cutoffMs ms since the epoch
+   * @returns {number} slots removed
+   * @throws {DualmemError} `invalid_argument` for a non-finite cutoff
+   */
+  dropDynamicOlderThan(cutoffMs) {
+    check(this.handle, this.handle.dropDynamicOlderThan(cutoffMs));
+    return this.handle.droppedCount();
+  }
+
+  /**
+   * Removes the `count` dynamic slots of highest entropy over all classes
+   * (the older first on ties); shots and corrections stay.
+   *
+   * @param {number} count slots to remove; fewer go when fewer exist
+   * @returns {number} slots removed
+   * @throws {DualmemError} `invalid_argument` for a negative count
+   */
+  dropHighestEntropyDynamic(count) {
+    check(this.handle, this.handle.dropHighestEntropyDynamic(count));
+    return this.handle.droppedCount();
+  }
+
   get numClasses() {
     return this.handle.numClasses();
   }
@@ -232,6 +388,36 @@ export class DualMemory {
   /** Bytes held by stored vectors, slot metadata and Gram matrices. */
   get memoryBytes() {
     return this.handle.memoryBytes();
+  }
+
+  /**
+   * Trains the few-shot adapter on the shots and corrections, replacing any
+   * earlier one; later steps use it until the classes, text embeddings,
+   * shots or corrections change. Training is synchronous and costs about
+   * 6 × dim multiply-adds per epoch, shot and static-memory slot.
+   *
+   * @param {object} [options] fields of TRAIN_DEFAULTS: `epochs`,
+   *   `learningRate`, `weightDecay`, `labelSmoothing`, `batchSize`, `seed`
+   *   (an integer below 2^53) and `perClassRateScale`
+   * @returns {number[]} the mean loss of each epoch
+   * @throws {DualmemError} `invalid_argument` for a bad option, a network
+   *   without shots, or a loss that stops being finite; the network is unchanged
+   */
+  train(options = {}) {
+    const o = { ...TRAIN_DEFAULTS, ...options };
+    check(this.handle, this.handle.train(o.epochs, o.learningRate, o.weightDecay,
+      o.labelSmoothing, o.seed, o.batchSize, o.perClassRateScale));
+    return Array.from(this.handle.lossCurveView());
+  }
+
+  /** Drops the trained adapter; steps go back to the training-free readout. */
+  resetAdapter() {
+    this.handle.resetAdapter();
+  }
+
+  /** True while a trained adapter is in use. */
+  get trained() {
+    return this.handle.trained();
   }
 
   /** Frees the C++ object; the instance is unusable afterwards. */
@@ -318,6 +504,44 @@ export class Preprocessor {
     }
     this.handle.pixelView(pixels.length).set(pixels);
     check(this.handle, this.handle.run(width, height, channels));
+    return this.handle.outputView().slice();
+  }
+
+  /**
+   * Sets the crop and flip ranges of `runViews`.
+   *
+   * @param {object} options fields of VIEW_DEFAULTS; missing ones take the default
+   * @throws {DualmemError} `invalid_argument` for a range outside
+   *   0 < minScale <= maxScale <= 1, 0 < minRatio <= maxRatio, flipProbability in [0, 1]
+   */
+  configureViews(options = {}) {
+    const o = { ...VIEW_DEFAULTS, ...options };
+    check(this.handle, this.handle.configureViews(o.minScale, o.maxScale, o.minRatio,
+      o.maxRatio, o.flipProbability));
+  }
+
+  /**
+   * Makes `numViews` CHW tensors from one image, back to back: view 0 is
+   * `run`'s output, views 1.. are seeded random resized crops with random
+   * horizontal flips, each resampled to the crop size. The same seed gives
+   * the same bytes in every build, and the cost grows linearly with numViews.
+   *
+   * @param {Uint8Array|Uint8ClampedArray} pixels row-major, `channels` bytes a pixel
+   * @param {number} width
+   * @param {number} height
+   * @param {1|3|4} channels gray, RGB or RGBA
+   * @param {number} numViews 1 to 128
+   * @param {number} [seed=0] an integer below 2^53
+   * @returns {Float32Array} numViews × 3 × cropHeight × cropWidth floats
+   * @throws {DualmemError} `invalid_argument` or `limit_exceeded`
+   */
+  runViews(pixels, width, height, channels, numViews, seed = 0) {
+    if (!(pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray)) {
+      throw new DualmemError('invalid_argument',
+        `pixels is ${pixels?.constructor?.name ?? typeof pixels}, expected a Uint8Array or Uint8ClampedArray`);
+    }
+    this.handle.pixelView(pixels.length).set(pixels);
+    check(this.handle, this.handle.runViews(width, height, channels, numViews, seed));
     return this.handle.outputView().slice();
   }
 
