@@ -26,27 +26,35 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# Symmetric int8 uses -127..127 so that the range is the same on both sides.
+# Symmetric int8 uses -INT8_MAX..INT8_MAX so that the range is the same on
+# both sides. Gather tables use the full 7 bits of magnitude.
 INT8_MAX = 127
+
+# MatMulInteger weights keep 6 bits of magnitude (ONNX Runtime's
+# reduce_range). x86 kernels without AVX-VNNI multiply uint8 by int8 with
+# vpmaddubsw, which saturates at 16 bits when two products of 255 * 127 are
+# added; onnxruntime-node 1.30 on an AVX2 CPU then drifts to cosine 0.96 from
+# fp32 on the text tower, while 63 keeps every runtime within 0.9999.
+MATMUL_INT8_MAX = 63
 
 # Gather tables with fewer values than this are left in float: a position
 # table gains nothing from int8 and would lose precision.
 MIN_GATHER_TABLE_SIZE = 65536
 
 
-def symmetric_scale(max_abs):
-    """Return the scale mapping max_abs to INT8_MAX, 1 where max_abs is 0."""
+def symmetric_scale(max_abs, limit=INT8_MAX):
+    """Return the scale mapping max_abs to limit, 1 where max_abs is 0."""
     max_abs = np.asarray(max_abs, dtype=np.float32)
-    return np.where(max_abs > 0, max_abs / INT8_MAX, 1.0).astype(np.float32)
+    return np.where(max_abs > 0, max_abs / limit, 1.0).astype(np.float32)
 
 
 def quantize_weight(weight, per_column):
     """Return (int8 weight [K, N], float32 scale [N] or [], int8 zero point)."""
     if per_column:
-        scale = symmetric_scale(np.abs(weight).max(axis=0))
+        scale = symmetric_scale(np.abs(weight).max(axis=0), MATMUL_INT8_MAX)
     else:
-        scale = symmetric_scale(np.abs(weight).max())
-    quantized = np.clip(np.rint(weight / scale), -INT8_MAX, INT8_MAX)
+        scale = symmetric_scale(np.abs(weight).max(), MATMUL_INT8_MAX)
+    quantized = np.clip(np.rint(weight / scale), -MATMUL_INT8_MAX, MATMUL_INT8_MAX)
     zero_point = np.zeros(scale.shape, dtype=np.int8)
     return quantized.astype(np.int8), scale, zero_point
 
