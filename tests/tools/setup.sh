@@ -9,7 +9,7 @@ debian_packages=(
   cmake g++ clang libclang-rt-14-dev googletest libgtest-dev
   emscripten binaryen
   zlib1g-dev libpng-dev
-  chromium
+  chromium fonts-noto-cjk
   python3-numpy python3-pil
 )
 
