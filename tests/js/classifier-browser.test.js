@@ -119,10 +119,10 @@ describe('classifier in headless Chromium', { skip: skip ?? false }, () => {
       const handle = handles.adaptive;
       const [result] = await call('classify', handle, [paths[0]]);
       const added = await call('addExamples', handle, shots[0].className, [`/${shots[0].relative}`]);
-      assert.deepEqual(added, { className: shots[0].className, added: 1, shots: 1 });
+      assert.deepEqual(added, { className: shots[0].className, added: 1, shots: 1, durable: false });
       const expectedShots = shots[0].className === stream[0].className ? 2 : 1;
       assert.deepEqual(await call('correct', handle, result.id, stream[0].className),
-        { id: result.id, label: stream[0].className, shots: expectedShots });
+        { id: result.id, label: stream[0].className, shots: expectedShots, durable: false });
       assert.deepEqual(await call('addClass', handle, { name: 'scarf', prompts: ['a photo of a scarf.'] }),
         [...classes, 'scarf']);
       const remaining = [...classes.slice(0, -1), 'scarf'];

@@ -285,7 +285,7 @@ describe('classifier on the embedded model', { skip: modelSkip ?? false }, () =>
       const className = shots[0].className;
       const mine = shots.filter((image) => image.className === className).map((image) => image.path);
       const added = await classifier.addExamples(className, mine);
-      assert.deepEqual(added, { className, added: mine.length, shots: mine.length });
+      assert.deepEqual(added, { className, added: mine.length, shots: mine.length, durable: false });
       const stats = classifier.stats();
       assert.equal(stats.classes.find((entry) => entry.name === className).static, mine.length);
       const result = await classifier.classify(stream[0].path);
@@ -306,7 +306,7 @@ describe('classifier on the embedded model', { skip: modelSkip ?? false }, () =>
       const second = await classifier.classify(stream[1].path);
       const third = await classifier.classify(stream[2].path);
       const corrected = await classifier.correct(second.id, stream[1].className);
-      assert.deepEqual(corrected, { id: second.id, label: stream[1].className, shots: 1 });
+      assert.deepEqual(corrected, { id: second.id, label: stream[1].className, shots: 1, durable: false });
       assert.equal(classifier.stats().corrected, 1);
       await rejectsWithCode(classifier.correct(second.id, stream[1].className), 'unknown_result', /already corrected/);
       await rejectsWithCode(classifier.correct(first.id, stream[0].className), 'unknown_result', /last 2 results/);

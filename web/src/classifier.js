@@ -8,11 +8,13 @@ import { DualMemory } from './core.js';
 import { decodeInput } from './decode-input.js';
 import { ClipEncoders } from './encoders.js';
 import { DualmemError } from './errors.js';
+import { MemoryApi, MemoryPersistence } from './memory-api.js';
 import { createModelFetch, openModelCache } from './model-cache.js';
 import { resolveModelSource } from './model-files.js';
 import { normalizeClassSpec } from './options.js';
 import { fillTemplates } from './templates.js';
-import { makeViews } from './views.js';
+import { normalizeTrainOptions } from './train-options.js';
+import { viewSeed } from './views.js';
 
 /** Entries of `top` in a result, fewer when there are fewer classes. */
 export const TOP_COUNT = 5;
@@ -54,6 +56,7 @@ export class Classifier extends EventTarget {
   #internals;
   #encoders = null;
   #memory = null;
+  #persistence = null;
   #embedder = null;
   #classes = [];
   #results = new Map();
@@ -71,7 +74,10 @@ export class Classifier extends EventTarget {
    *   `onEvent(type, detail)`, called for every event, those of loading included
    * @returns {Promise<Classifier>}
    * @throws {DualmemError} `storage_unavailable`, `model_not_found`,
-   *   `model_not_clip`, `wasm_unavailable` and the errors of the text encoder
+   *   `model_not_clip`, `wasm_unavailable`, the errors of the text encoder,
+   *   and those of a stored memory that does not load:
+   *   `memory_model_mismatch`, `memory_corrupt`, `memory_key_required`,
+   *   `memory_key_invalid`, `storage_blocked`
    */
   static async create(options, internals = {}) {
     const classifier = new Classifier(options, internals);
@@ -142,16 +148,67 @@ export class Classifier extends EventTarget {
       onProgress: (detail) => this.#progress(detail),
       onStorageWarning: storageWarning,
     });
-    await this.#addClasses(options.classes);
+    await this.#openPersistence();
   }
 
-  async #addClasses(specs) {
+  /**
+   * Loads the stored memory, whose classes come first, then adds the
+   * classes of the options that it lacks.
+   */
+  async #openPersistence() {
+    const options = this.#options;
+    let store = options.store;
+    if (store === 'auto') store = globalThis.indexedDB ? 'indexeddb' : 'memory';
+    const { persistence, loaded } = await MemoryPersistence.open(
+      { ...options, store, ...(this.#internals.storage ?? {}) }, this.#encoders.modelFingerprint, this.#persistenceHooks());
+    this.#persistence = persistence;
+
+    const missing = options.classes.filter((spec) => !this.#classes.some((entry) => entry.name === spec.name));
+    if (missing.length > 0) this.#appendClasses(missing, ...await this.#embedClasses(missing));
+    if (loaded && missing.length > 0) await persistence.save();
+  }
+
+  #persistenceHooks() {
+    return {
+      save: () => this.#memory.saveSnapshot(this.#encoders.modelFingerprint, { classNames: this.classes }),
+      load: (bytes) => {
+        const { classNames } = this.#memory.loadSnapshot(bytes, { expectedFingerprint: this.#encoders.modelFingerprint });
+        // Fusion weights follow the options; the other settings stay as stored.
+        this.#memory.setWeights(this.#options.memory.weights);
+        const prompts = new Map(this.#classes.map((entry) => [entry.name, entry.prompts]));
+        this.#classes = classNames.map((name) => ({ name, prompts: prompts.get(name) ?? null }));
+      },
+      reset: () => {
+        this.#memory.resetDynamic();
+        for (let i = 0; i < this.#classes.length; i += 1) this.#memory.clearShots(i);
+      },
+      memory: () => this.#memory,
+      enqueue: (operation) => {
+        if (!this.#disposed) this.#enqueue(operation).catch(() => {});
+      },
+      warn: (message, error) => this.#storageWarning(message, error),
+      emit: (type, detail) => this.#emit(type, detail),
+    };
+  }
+
+  async #embedClasses(specs) {
     const prompts = specs.map((spec) => spec.prompts ?? fillTemplates(this.#options.templates, spec.name));
-    const embeddings = await this.#embedder.embedClasses(prompts);
+    return [prompts, await this.#embedder.embedClasses(prompts)];
+  }
+
+  #appendClasses(specs, prompts, embeddings) {
     specs.forEach((spec, i) => {
       this.#memory.addClass(embeddings[i]);
       this.#classes.push({ name: spec.name, prompts: prompts[i] });
     });
+  }
+
+  /**
+   * Runs a synchronous memory update and stores its result; see
+   * MemoryPersistence.update.
+   */
+  #updateMemory(mutate) {
+    return this.#persistence.update(mutate);
   }
 
   /** Runs `operation` after every earlier call has finished. */
@@ -179,15 +236,21 @@ export class Classifier extends EventTarget {
     const start = now();
     const image = await decodeInput(input);
     const decoded = now();
-    const views = makeViews(image, this.#options.views, this.#options.seed);
-    const pixelValues = views.map((view) => this.#encoders.preprocess(view));
+    // The core crops and resamples the views from the decoded pixels (see
+    // src/augment.h); view 0 is the plain preprocessing.
+    const numViews = this.#options.views;
+    const tensors = numViews === 1 ? this.#encoders.preprocess(image)
+      : this.#encoders.preprocessor.runViews(image.pixels, image.width, image.height, image.channels,
+        numViews, viewSeed(image, this.#options.seed));
+    const size = tensors.length / numViews;
+    const pixelValues = Array.from({ length: numViews }, (_, v) => tensors.subarray(v * size, (v + 1) * size));
     const preprocessed = now();
     const embeddings = await this.#encoders.embedPixelValues(pixelValues);
     const dim = this.#encoders.dim;
     const flat = new Float32Array(embeddings.length * dim);
     embeddings.forEach((embedding, i) => flat.set(embedding, i * dim));
     const timings = { decode: decoded - start, preprocess: preprocessed - decoded, encode: now() - preprocessed };
-    return { views: flat, numViews: views.length, timings };
+    return { views: flat, numViews, timings };
   }
 
   /**
@@ -195,8 +258,10 @@ export class Classifier extends EventTarget {
    *
    * @param {Blob|File|ImageBitmap|ImageData|HTMLImageElement|URL|string|ArrayBuffer|Uint8Array} input
    *   a string is a URL in browsers and a file path (or http(s) URL) in Node
-   * @returns {Promise<object>} `{ id, label, score, top, sources, timings }`
-   *   and, in shadow mode, `adaptive: { label, score }`
+   * @returns {Promise<object>} `{ id, label, score, top, sources, timings,
+   *   durable }` and, in shadow mode, `adaptive: { label, score }`; durable
+   *   is true when the memory after this call is stored (see Storage in the
+   *   README)
    * @throws {DualmemError} `image_not_decodable`, `image_too_large`,
    *   `not_found`, `invalid_argument`, `disposed`
    */
@@ -209,10 +274,14 @@ export class Classifier extends EventTarget {
       const { views, numViews, timings } = await this.#embedImage(input);
       const stepStart = now();
       const mode = this.#options.mode;
-      const step = this.#memory.step(views, numViews, { update: mode !== 'frozen' });
-      timings.memory = now() - stepStart;
-      timings.total = now() - start;
-      return this.#recordResult(step, views, numViews, timings);
+      const { value: result, durable } = await this.#updateMemory(() => {
+        const step = this.#memory.step(views, numViews, { update: mode !== 'frozen' });
+        timings.memory = now() - stepStart;
+        timings.total = now() - start;
+        return { value: this.#recordResult(step, views, numViews, timings), changed: step.inserted };
+      });
+      result.durable = durable;
+      return result;
     });
   }
 
@@ -268,13 +337,18 @@ export class Classifier extends EventTarget {
   addExamples(className, inputs) {
     return this.#enqueue(async () => {
       const list = Array.isArray(inputs) ? inputs : [inputs];
-      const index = this.#classIndex(className);
+      this.#classIndex(className);
       if (list.length === 0) throw new DualmemError('invalid_argument', 'addExamples got an empty list of images');
       const embedded = [];
       for (const input of list) embedded.push(await this.#embedImage(input));
-      for (const { views, numViews } of embedded) this.#memory.addShot(index, views, numViews);
+      const { value: shots, durable } = await this.#updateMemory(() => {
+        // Under the lock the classes may have been reloaded, so look the index up again.
+        const index = this.#classIndex(className);
+        for (const { views, numViews } of embedded) this.#memory.addShot(index, views, numViews);
+        return { value: this.#memory.shotCount(index), changed: true };
+      });
       this.#emit('memoryupdate', { reason: 'examples', memory: 'static', className });
-      return { className, added: list.length, shots: this.#memory.shotCount(index) };
+      return { className, added: list.length, shots, durable };
     });
   }
 
@@ -297,12 +371,47 @@ export class Classifier extends EventTarget {
           : `is not among the last ${this.#options.keepResults} results (keepResults)`;
         throw new DualmemError('unknown_result', `result id ${JSON.stringify(id)} ${reason}`, { id });
       }
-      const index = this.#classIndex(label);
-      this.#memory.addShot(index, entry.views, entry.numViews);
+      this.#classIndex(label);
+      const { value: shots, durable } = await this.#updateMemory(() => {
+        const index = this.#classIndex(label);
+        this.#memory.addCorrection(index, entry.views, entry.numViews);
+        return { value: this.#memory.shotCount(index), changed: true };
+      });
       entry.corrected = label;
       this.#counts.corrected += 1;
       this.#emit('memoryupdate', { reason: 'correct', memory: 'static', className: label });
-      return { id, label, shots: this.#memory.shotCount(index) };
+      return { id, label, shots, durable };
+    });
+  }
+
+  /**
+   * Trains the few-shot adapter (DMN with learned projections, src/adapter.h)
+   * on the examples and corrections of every class. Later classifications
+   * use it until a class, an example or a correction changes; stored
+   * memories do not keep it, so train again after a reload. It runs in the
+   * calling thread, or in the worker with `worker: true`; 10 classes × 16
+   * examples train in about a second.
+   *
+   * @param {object} [options] `epochs` (default 20), `learningRate` (1e-2),
+   *   `weightDecay`, `labelSmoothing`, `batchSize`, `seed`, `perClassRateScale`
+   * @returns {Promise<number[]>} the mean training loss of each epoch
+   * @throws {DualmemError} `bad_option` for an unknown or invalid option,
+   *   `no_examples` when no class has examples, `invalid_argument` when the
+   *   loss stops being finite (learning rate too high), `disposed`
+   */
+  train(options = {}) {
+    let checked;
+    try {
+      checked = normalizeTrainOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#enqueue(async () => {
+      const examples = this.#classes.reduce((sum, _, i) => sum + this.#memory.shotCount(i), 0);
+      if (examples === 0) {
+        throw new DualmemError('no_examples', 'train needs labelled examples; add them with addExamples or correct');
+      }
+      return this.#memory.train(checked);
     });
   }
 
@@ -321,7 +430,13 @@ export class Classifier extends EventTarget {
         throw new DualmemError('duplicate_class', `class ${JSON.stringify(normalized.name)} already exists`,
           { className: normalized.name });
       }
-      await this.#addClasses([normalized]);
+      const [prompts, embeddings] = await this.#embedClasses([normalized]);
+      await this.#updateMemory(() => {
+        // Another tab may have added the class meanwhile.
+        const known = this.#classes.some((entry) => entry.name === normalized.name);
+        if (!known) this.#appendClasses([normalized], prompts, embeddings);
+        return { value: undefined, changed: !known };
+      });
       this.#emit('memoryupdate', { reason: 'addClass', memory: 'classes', className: normalized.name });
     });
   }
@@ -335,9 +450,15 @@ export class Classifier extends EventTarget {
    */
   removeClass(name) {
     return this.#enqueue(async () => {
-      const index = this.#classIndex(name);
-      this.#memory.removeClass(index);
-      this.#classes.splice(index, 1);
+      this.#classIndex(name);
+      await this.#updateMemory(() => {
+        const index = this.#classes.findIndex((entry) => entry.name === name);
+        if (index >= 0) {
+          this.#memory.removeClass(index);
+          this.#classes.splice(index, 1);
+        }
+        return { value: undefined, changed: index >= 0 };
+      });
       this.#emit('memoryupdate', { reason: 'removeClass', memory: 'classes', className: name });
     });
   }
@@ -368,7 +489,17 @@ export class Classifier extends EventTarget {
       classified,
       corrected,
       agreement: compared === 0 ? null : agreed / compared,
+      storage: this.#persistence ? this.#persistence.info() : null,
     };
+  }
+
+  /**
+   * Export, import and clearing of the stored memories: `export({ encrypt })`,
+   * `import(file, { passphrase | key })` and `clear()`, each queued after
+   * the calls made before it; see MemoryApi.
+   */
+  get memory() {
+    return new MemoryApi((operation) => this.#enqueue(() => operation(this.#persistence)));
   }
 
   /** Names of the classes, in order. */
@@ -391,6 +522,8 @@ export class Classifier extends EventTarget {
 
   async #release() {
     this.#results.clear();
+    this.#persistence?.close();
+    this.#persistence = null;
     this.#memory?.dispose();
     this.#memory = null;
     const encoders = this.#encoders;

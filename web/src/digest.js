@@ -36,3 +36,23 @@ export async function contentDigest(bytes) {
   }
   return `fnv-${high.toString(16).padStart(8, '0')}${low.toString(16).padStart(8, '0')}`;
 }
+
+/**
+ * Returns 64 hex digits that name a model for its stored memories: a digest
+ * over the digests of `parts` (model files, tokenizer, preprocessing
+ * config). Without Web Crypto the digits are four salted FNV-1a digests,
+ * which tell models apart but do not resist tampering.
+ *
+ * @param {(Uint8Array|string)[]} parts
+ * @returns {Promise<string>}
+ */
+export async function modelFingerprint(parts) {
+  const encoder = new TextEncoder();
+  const digests = [];
+  for (const part of parts) digests.push(await contentDigest(typeof part === 'string' ? encoder.encode(part) : part));
+  const joined = digests.join('\n');
+  if (globalThis.crypto?.subtle) return sha256Hex(encoder.encode(joined));
+  const quarters = [];
+  for (let salt = 0; salt < 4; salt += 1) quarters.push((await contentDigest(encoder.encode(`${salt}\n${joined}`))).slice(4));
+  return quarters.join('');
+}

@@ -3,7 +3,7 @@
 // pixel_values -> image_embeds, input_ids + attention_mask -> text_embeds.
 
 import { loadCore, Preprocessor, Tokenizer } from './core.js';
-import { contentDigest } from './digest.js';
+import { contentDigest, modelFingerprint } from './digest.js';
 import { DualmemError } from './errors.js';
 import { onnxFileNames, readClipMetadata, readModelFile } from './model-files.js';
 
@@ -188,7 +188,12 @@ export class ClipEncoders {
     // Text embeddings depend on the text tower and the tokenizer only.
     const fingerprint = (await contentDigest(textBytes)).slice(0, 32) + '-' +
       (await contentDigest(new TextEncoder().encode(metadata.tokenizerJsonText))).slice(0, 16);
-    return new ClipEncoders(core, metadata, vision, text, fingerprint);
+    const encoders = new ClipEncoders(core, metadata, vision, text, fingerprint);
+    // Stored memories hold image embeddings, so their fingerprint covers both
+    // towers and the preprocessing as well.
+    encoders.modelFingerprint = await modelFingerprint([visionBytes, textBytes,
+      metadata.tokenizerJsonText, metadata.preprocessorConfigText]);
+    return encoders;
   }
 
   constructor(core, metadata, visionSession, textSession, fingerprint) {

@@ -8,6 +8,7 @@ export { DualmemError } from './errors.js';
 export { CLIP_IMAGENET_TEMPLATES, SIMPLE_TEMPLATES } from './templates.js';
 export { DEFAULTS, MODES } from './options.js';
 export { clearModelCache } from './model-cache.js';
+export { clearMemory } from './memory-api.js';
 
 /**
  * Creates an image classifier: a CLIP model with dual memories over the

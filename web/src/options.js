@@ -25,6 +25,9 @@ export const DEFAULTS = Object.freeze({
     selectionRatio: DMN_DEFAULTS.selectionRatio,
     logitScale: DMN_DEFAULTS.logitScale,
     weights: DMN_DEFAULTS.weights,
+    maxAgeDays: null,
+    maxBytes: null,
+    encryption: null,
   }),
   views: 1,
   seed: 0,
@@ -33,11 +36,19 @@ export const DEFAULTS = Object.freeze({
   quantized: true,
   cache: 'auto',
   keepResults: 256,
+  store: 'auto',
+  namespace: 'default',
+  persist: false,
+  onModelMismatch: 'throw',
 });
+
+/** Longest accepted memory namespace, in UTF-16 code units. */
+export const MAX_NAMESPACE_LENGTH = 200;
 
 const OPTION_NAMES = Object.freeze([
   'model', 'classes', 'templates', 'mode', 'memory', 'views', 'seed', 'threads', 'worker',
   'quantized', 'cache', 'keepResults', 'wasmUrl', 'ortWasmPaths', 'onProgress', 'onWarning',
+  'store', 'namespace', 'persist', 'onModelMismatch',
 ]);
 const MEMORY_NAMES = Object.freeze(Object.keys(DEFAULTS.memory));
 const WEIGHT_NAMES = Object.freeze(['text', 'dynamic', 'static']);
@@ -154,6 +165,9 @@ function normalizeMemory(memory = {}) {
   checkNumber('memory.beta', merged.beta, { min: 0, max: 1000, exclusiveMin: true });
   checkNumber('memory.selectionRatio', merged.selectionRatio, { min: 0, max: 1, exclusiveMin: true });
   checkNumber('memory.logitScale', merged.logitScale, { min: 0, max: 1000, exclusiveMin: true });
+  if (merged.maxAgeDays !== null) checkNumber('memory.maxAgeDays', merged.maxAgeDays, { min: 0, max: 100000, exclusiveMin: true });
+  if (merged.maxBytes !== null) checkNumber('memory.maxBytes', merged.maxBytes, { min: 1, max: Number.MAX_SAFE_INTEGER, integer: true });
+  const encryption = normalizeEncryption(merged.encryption);
 
   const weights = merged.weights;
   if (weights === null || typeof weights !== 'object' || Array.isArray(weights)) {
@@ -165,7 +179,34 @@ function normalizeMemory(memory = {}) {
   checkNumber('memory.weights.text', fullWeights.text, { min: 0, max: 1000, exclusiveMin: true });
   checkNumber('memory.weights.dynamic', fullWeights.dynamic, { min: 0, max: 1000 });
   checkNumber('memory.weights.static', fullWeights.static, { min: 0, max: 1000 });
-  return { ...merged, weights: fullWeights };
+  return { ...merged, weights: fullWeights, encryption };
+}
+
+function normalizeEncryption(encryption) {
+  if (encryption === null || encryption === undefined) return null;
+  const allowed = "{ passphrase: string }, { key: CryptoKey | Uint8Array of 16 or 32 bytes } or { key: 'device' }";
+  if (typeof encryption !== 'object' || Array.isArray(encryption)) badOption('memory.encryption', encryption, allowed);
+  checkKeys(encryption, ['passphrase', 'key', 'iterations'], 'memory.encryption.');
+  const { passphrase, key } = encryption;
+  if ((passphrase === undefined) === (key === undefined)) badOption('memory.encryption', encryption, allowed);
+  if (passphrase !== undefined && (typeof passphrase !== 'string' || passphrase.length === 0)) {
+    badOption('memory.encryption.passphrase', passphrase, 'a non-empty string');
+  }
+  const isCryptoKey = typeof CryptoKey !== 'undefined' && key instanceof CryptoKey;
+  if (key !== undefined && key !== 'device' && !isCryptoKey && !(key instanceof Uint8Array) && !(key instanceof ArrayBuffer)) {
+    badOption('memory.encryption.key', key, "a CryptoKey, a Uint8Array of 16 or 32 bytes or 'device'");
+  }
+  if (encryption.iterations !== undefined) {
+    checkNumber('memory.encryption.iterations', encryption.iterations, { min: 1, max: 1e8, integer: true });
+  }
+  return { ...encryption };
+}
+
+function normalizeNamespace(namespace) {
+  if (typeof namespace !== 'string' || namespace.length === 0 || namespace.length > MAX_NAMESPACE_LENGTH) {
+    badOption('namespace', namespace, `a non-empty string of at most ${MAX_NAMESPACE_LENGTH} characters`);
+  }
+  return namespace;
 }
 
 function normalizeOrtWasmPaths(value) {
@@ -209,6 +250,10 @@ export function normalizeOptions(options) {
     ortWasmPaths: normalizeOrtWasmPaths(options.ortWasmPaths),
     onProgress: checkFunction('onProgress', options.onProgress),
     onWarning: checkFunction('onWarning', options.onWarning),
+    store: checkChoice('store', merged.store, ['auto', 'indexeddb', 'memory']),
+    namespace: normalizeNamespace(merged.namespace),
+    persist: checkChoice('persist', merged.persist, [false, true]),
+    onModelMismatch: checkChoice('onModelMismatch', merged.onModelMismatch, ['throw', 'clear']),
   };
   return result;
 }

@@ -237,6 +237,11 @@ export class WorkerClassifier extends EventTarget {
     return this.#call('correct', [id, label]);
   }
 
+  /** Same as Classifier.train; the training runs in the worker. */
+  train(options = {}) {
+    return this.#call('train', [options]);
+  }
+
   /** Same as Classifier.addClass. */
   async addClass(spec) {
     await this.#call('addClass', [spec]);
@@ -247,6 +252,19 @@ export class WorkerClassifier extends EventTarget {
   async removeClass(name) {
     await this.#call('removeClass', [name]);
     this.#classes = this.#stats.classes.map((entry) => entry.name);
+  }
+
+  /** Same as Classifier.memory; each call runs in the worker. */
+  get memory() {
+    return {
+      export: (options = {}) => this.#call('memoryExport', [options]),
+      import: async (file, options) => {
+        const result = await this.#call('memoryImport', [file, options]);
+        this.#classes = this.#stats.classes.map((entry) => entry.name);
+        return result;
+      },
+      clear: () => this.#call('memoryClear', []),
+    };
   }
 
   /** Same as Classifier.stats, as of the last reply from the worker. */

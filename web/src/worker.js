@@ -74,8 +74,12 @@ const methods = {
   classify: (input) => classifier.classify(restoreInput(input)),
   addExamples: (className, inputs) => classifier.addExamples(className, inputs.map(restoreInput)),
   correct: (id, label) => classifier.correct(id, label),
+  train: (options) => classifier.train(options),
   addClass: (spec) => classifier.addClass(spec),
   removeClass: (name) => classifier.removeClass(name),
+  memoryExport: (options) => classifier.memory.export(options),
+  memoryImport: (file, options) => classifier.memory.import(file, options),
+  memoryClear: () => classifier.memory.clear(),
   dispose: () => classifier?.dispose(),
 };
 

@@ -29,13 +29,16 @@ export function browserSkipReason() {
 }
 
 /**
- * Starts headless Chromium with an empty profile.
+ * Starts headless Chromium with an empty profile, or with `options.profile`,
+ * a user data folder that the caller owns and that is kept on close.
  *
+ * @param {{profile?: string}} [options]
  * @returns {Promise<{context: import('playwright-core').BrowserContext, close: () => Promise<void>}>}
  */
-export async function launchBrowser() {
+export async function launchBrowser(options = {}) {
   const { chromium } = await import('playwright-core');
-  const profile = await mkdtemp(join(tmpdir(), 'dualmem-chromium-'));
+  const owned = options.profile === undefined;
+  const profile = owned ? await mkdtemp(join(tmpdir(), 'dualmem-chromium-')) : options.profile;
   let context;
   try {
     context = await chromium.launchPersistentContext(profile, {
@@ -44,14 +47,14 @@ export async function launchBrowser() {
       args: CHROMIUM_ARGS,
     });
   } catch (error) {
-    await rm(profile, { recursive: true, force: true });
+    if (owned) await rm(profile, { recursive: true, force: true });
     throw error;
   }
   return {
     context,
     close: async () => {
       await context.close();
-      await rm(profile, { recursive: true, force: true });
+      if (owned) await rm(profile, { recursive: true, force: true });
     },
   };
 }
