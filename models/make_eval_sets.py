@@ -8,6 +8,13 @@ position in the t10k file, zero-padded to five digits. Every random shift
 draws from its own generator seeded with (SEED, shift number), so a rerun
 writes the same bytes.
 
+`--split validation` builds the same sets from the validation split instead:
+the last 5,000 Fashion-MNIST training images, which the embedded model never
+trained on. There `<index>` is the position in the training file (55000 to
+59999) and the generators are seeded with (SEED, shift number, 1), so the
+shifts of the two splits are independent draws. dualmem chooses its
+defaults on these sets, never on the test sets.
+
 `--samples DIR --per-class N` writes only the first N clean test images of
 each class as DIR/<class>/<index>.png (the committed test fixtures).
 
@@ -119,19 +126,31 @@ def write_samples(root, images, labels, per_class):
     return written
 
 
-def write_eval_sets(root, images, labels):
+# The last VALIDATION_COUNT training images, held out from model training
+# (see models/tiny-clip/README.md).
+VALIDATION_COUNT = 5000
+
+
+def write_eval_sets(root, images, labels, split='test', first_index=0):
     """Write clean/ and one folder per shift, then manifest.json."""
-    for index, (image, label) in enumerate(zip(images, labels)):
+    indices = range(first_index, first_index + len(images))
+    for index, image, label in zip(indices, images, labels):
         write_png(image_path(os.path.join(root, 'clean'), label, index), image)
 
     for number, (name, shift, _) in enumerate(SHIFTS):
-        rng = np.random.default_rng([SEED, number])
-        for index, (image, label) in enumerate(zip(images, labels)):
+        # The test sets keep their original two-part seed, so that they
+        # are the same bytes as before the validation split existed.
+        key = [SEED, number] if split == 'test' else [SEED, number, 1]
+        rng = np.random.default_rng(key)
+        for index, image, label in zip(indices, images, labels):
             write_png(image_path(os.path.join(root, name), label, index),
                       shift(image, rng))
 
+    source = ('Fashion-MNIST t10k' if split == 'test' else
+              f'Fashion-MNIST train, last {len(images)} images (validation split)')
     manifest = {
-        'source': 'Fashion-MNIST t10k (Zalando Research, MIT licence)',
+        'source': f'{source} (Zalando Research, MIT licence)',
+        'split': split,
         'seed': SEED,
         'image_count': len(images),
         'classes': list(fashion_mnist.FOLDER_NAMES),
@@ -153,8 +172,22 @@ def main():
                         help='images per class written by --samples')
     parser.add_argument('--data-dir', default=fashion_mnist.DEFAULT_DATA_DIR,
                         help='folder with the Fashion-MNIST idx .gz files')
+    parser.add_argument('--split', choices=('test', 'validation'),
+                        default='test',
+                        help='source images of --out: the 10,000 test images '
+                        'or the 5,000 held-out training images')
     args = parser.parse_args()
 
+    if args.split == 'validation':
+        if args.samples:
+            parser.error('--split validation works with --out only')
+        images, labels = fashion_mnist.load_split('train', args.data_dir)
+        first = len(images) - VALIDATION_COUNT
+        write_eval_sets(args.out, images[first:], labels[first:],
+                        'validation', first)
+        print(f'wrote {VALIDATION_COUNT} images x {len(SHIFTS) + 1} sets '
+              f'to {args.out}')
+        return 0
     images, labels = fashion_mnist.load_split('t10k', args.data_dir)
     if args.samples:
         count = write_samples(args.samples, images, labels, args.per_class)

@@ -21,13 +21,15 @@
 
 namespace dualmem {
 
-// Library defaults.
+// Library defaults, the same as DMN_DEFAULTS in web/src/core.js. β, the
+// selection ratio and the weights were chosen on validation data only, never
+// on evaluation sets (models/ACCURACY.md).
 struct DmnConfig {
   float logit_scale = 100.0f;    // CLIP's logit scale
-  float beta = 5.5f;             // β in the readout weight exp(-β(1 - q·k)), from DMN (CVPR 2024)
+  float beta = 3.0f;             // β in the readout weight exp(-β(1 - q·k)); DMN (CVPR 2024) uses 5.5
   int capacity = 50;             // dynamic slots per class
-  float selection_ratio = 0.1f;  // share of views kept as confident, lowest entropy first
-  float weight_text = 1.0f, weight_dynamic = 0.3f, weight_static = 1.0f;
+  float selection_ratio = 0.5f;  // share of views kept as confident, lowest entropy first
+  float weight_text = 1.0f, weight_dynamic = 1.0f, weight_static = 4.0f;
   Precision precision = Precision::kFloat32;  // element type of stored slots
 };
 
@@ -94,8 +96,8 @@ class DualMemoryNetwork {
   // kInvalidArgument for a non-finite cutoff.
   Status DropDynamicOlderThan(double cutoff_ms, int* removed);
   // Removes the `count` dynamic slots of highest entropy over all classes,
-  // the older one first on ties, or all of them when there are fewer; sets
-  // `*removed` to the number removed. Fails with kInvalidArgument for a
+  // the older one first on ties. When fewer exist, all of them go.
+  // `*removed` gets the number removed. Fails with kInvalidArgument for a
   // negative count.
   Status DropHighestEntropyDynamic(int count, int* removed);
 

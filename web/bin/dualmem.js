@@ -11,6 +11,7 @@ const COMMANDS = {
   preprocess: 'turn an image into the raw float32 CHW tensor the image encoder reads',
   embed: 'print the CLIP embeddings of images and texts as JSON',
   classify: 'classify a folder of labelled images and report accuracy and speed',
+  eval: 'measure top-1 of every mode on the clean and shifted Fashion-MNIST sets',
 };
 
 function usage() {

@@ -392,8 +392,9 @@ export class Classifier extends EventTarget {
    * calling thread, or in the worker with `worker: true`; 10 classes × 16
    * examples train in about a second.
    *
-   * @param {object} [options] `epochs` (default 20), `learningRate` (1e-2),
-   *   `weightDecay`, `labelSmoothing`, `batchSize`, `seed`, `perClassRateScale`
+   * @param {object} [options] `epochs` (default 10), `learningRate` (3e-4),
+   *   `weightDecay`, `labelSmoothing`, `batchSize`, `seed`, `perClassRateScale`;
+   *   TRAIN_DEFAULTS in core.js lists every default
    * @returns {Promise<number[]>} the mean training loss of each epoch
    * @throws {DualmemError} `bad_option` for an unknown or invalid option,
    *   `no_examples` when no class has examples, `invalid_argument` when the

@@ -35,13 +35,13 @@ export interface MemoryOptions {
   capacityPerClass?: number;
   /** Element type of stored slots. Default 'float32'. */
   precision?: Precision;
-  /** Sharpness β of the readout weight exp(-β(1 - cos)). Default 5.5. */
+  /** Sharpness β of the readout weight exp(-β(1 - cos)). Default 3. */
   beta?: number;
-  /** Share of views kept as confident. Default 0.1. */
+  /** Share of views kept as confident. Default 0.5. */
   selectionRatio?: number;
   /** Scale of cosine similarities before softmax. Default 100. */
   logitScale?: number;
-  /** Fusion weights. Default { text: 1, dynamic: 0.3, static: 1 }; text must be > 0. */
+  /** Fusion weights. Default { text: 1, dynamic: 1, static: 4 }; text must be > 0. */
   weights?: { text?: number; dynamic?: number; static?: number };
   /** Dynamic slots older than this many days are dropped on open and on each write. Default null (kept). */
   maxAgeDays?: number | null;
@@ -171,11 +171,11 @@ export interface ClassifierEventMap {
   storagewarning: CustomEvent<{ message: string; error?: unknown }>;
 }
 
-/** Options of `classifier.train`; each defaults to TRAIN_DEFAULTS of the core. */
+/** Options of `classifier.train`; the defaults are TRAIN_DEFAULTS of web/src/core.js. */
 export interface TrainOptions {
-  /** Passes over the examples, 1 to 10000. Default 20. */
+  /** Passes over the examples, 1 to 10000. Default 10. */
   epochs?: number;
-  /** Peak AdamW step size, above 0, with a cosine schedule. Default 0.01. */
+  /** Peak AdamW step size, above 0, with a cosine schedule. Default 3e-4. */
   learningRate?: number;
   /** Decoupled weight decay, pulling the offsets back to zero. Default 0.01. */
   weightDecay?: number;
@@ -185,7 +185,7 @@ export interface TrainOptions {
   batchSize?: number;
   /** Seed of shuffling and view choice. Default 0. */
   seed?: number;
-  /** Learning-rate factor of the per-class offsets against the shared query offsets. Default 0.1. */
+  /** Learning-rate factor of the per-class offsets against the shared query offsets. Default 1. */
   perClassRateScale?: number;
 }
 

@@ -35,6 +35,15 @@ function hashPixels(image, seed) {
   return hash;
 }
 
+/**
+ * Returns the seed of an image's views for the core's `runViews`: the
+ * option seed mixed with a hash of the pixels, so that two images get
+ * different crops and one image gets the same crops wherever it runs.
+ */
+export function viewSeed(image, seed) {
+  return hashPixels(image, seed);
+}
+
 /** Copies the rectangle (left, top, width, height) of `image`, mirrored when `flip`. */
 function cropImage(image, left, top, width, height, flip) {
   const { channels } = image;
