@@ -33,8 +33,8 @@ const USAGE = `usage: dualmem classify --dir IMAGES [options]
   --templates T        prompt templates: ${Object.keys(TEMPLATE_SETS).join(', ')} (default simple), or a
                        file with one template containing {} per line, or a JSON list
   --precision P        element type of memory slots: float32 (default), float16, int8
-  --logit-scale S      CLIP logit scale of the memory step (default: trained_logit_scale
-                       of config.json when present, else ${DMN_DEFAULTS.logitScale})
+  --logit-scale S      CLIP logit scale of the memory step (default ${DMN_DEFAULTS.logitScale},
+                       the library default)
   --seed S             seed of the image order, shot choice and views (default 0)
   --batch B            images per vision-tower run (default 32)
   --limit N            classify only the first N images of the shuffled order
@@ -288,10 +288,10 @@ function argMax(values) {
   return best;
 }
 
-function chooseLogitScale(options, config) {
+// The library default (100) was chosen on validation data over the model's
+// own learned scale (models/ACCURACY.md), so the command uses it too.
+function chooseLogitScale(options) {
   if (options.logitScale !== undefined) return { value: options.logitScale, source: '--logit-scale' };
-  const trained = Number(config.trained_logit_scale);
-  if (Number.isFinite(trained) && trained > 0) return { value: trained, source: 'config.json trained_logit_scale' };
   return { value: DMN_DEFAULTS.logitScale, source: 'default' };
 }
 
@@ -431,7 +431,7 @@ export async function run(args) {
   const encoders = await ClipEncoders.load(options.model, { quantized: !options.fp32, threads: options.threads });
   let memory = null;
   try {
-    const logitScale = chooseLogitScale(options, encoders.config);
+    const logitScale = chooseLogitScale(options);
     memory = createMemory(encoders, options, logitScale.value);
     const prompts = classNames.map((name) => fillTemplates(templates, name));
     const classEmbeddings = await new ClassEmbedder(encoders).embedClasses(prompts);
