@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "unicode_data.h"
+
 namespace dualmem {
 
 const JsonValue* JsonValue::Find(std::string_view key) const {
@@ -214,24 +216,6 @@ class JsonParser {
     return Status::Ok();
   }
 
-  static void AppendUtf8(uint32_t code_point, std::string* out) {
-    if (code_point < 0x80) {
-      out->push_back(static_cast<char>(code_point));
-    } else if (code_point < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (code_point >> 6)));
-      out->push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    } else if (code_point < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (code_point >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (code_point >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    }
-  }
-
   // Decodes one \u escape, joining a UTF-16 surrogate pair. A lone surrogate
   // becomes U+FFFD, as JavaScript's TextEncoder would write it.
   Status ParseUnicodeEscape(std::string* out) {
@@ -243,13 +227,13 @@ class JsonParser {
       uint32_t low = 0;
       DUALMEM_RETURN_IF_ERROR(ParseHex4(&low));
       if (low >= 0xDC00 && low <= 0xDFFF) {
-        AppendUtf8(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00), out);
+        AppendUtf8(static_cast<char32_t>(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)), out);
         return Status::Ok();
       }
       pos_ = saved;
     }
     if (unit >= 0xD800 && unit <= 0xDFFF) unit = 0xFFFD;
-    AppendUtf8(unit, out);
+    AppendUtf8(static_cast<char32_t>(unit), out);
     return Status::Ok();
   }
 
