@@ -5,25 +5,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 
 import { loadCore, Preprocessor } from '../../web/src/core.js';
+import { CLIP_PREPROCESSOR_CONFIG as configJson } from '../js/helpers/clip-preprocess.js';
 import { compare, formatTiming, printTable } from './harness.js';
 
-// The preprocessor_config.json of openai/clip-vit-base-patch32.
-const configJson = JSON.stringify({
-  crop_size: { height: 224, width: 224 },
-  do_center_crop: true,
-  do_convert_rgb: true,
-  do_normalize: true,
-  do_rescale: true,
-  do_resize: true,
-  image_mean: [0.48145466, 0.4578275, 0.40821073],
-  image_processor_type: 'CLIPImageProcessor',
-  image_std: [0.26862954, 0.26130258, 0.27577711],
-  resample: 3,
-  rescale_factor: 0.00392156862745098,
-  size: { shortest_edge: 224 },
-});
-
-/** A deterministic photo-like RGBA image: gradients plus noise. */
+/** Makes a deterministic photo-like RGBA image: gradients plus noise. */
 function makeImage(width, height) {
   const pixels = new Uint8Array(width * height * 4);
   let state = 12345;
