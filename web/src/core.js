@@ -210,7 +210,7 @@ export class DualMemory {
     check(this.handle, this.handle.setClassEmbedding(classIndex));
   }
 
-  /** Adds a labelled shot: `views` holds numViews × dim floats, view 0 the original. */
+  /** Adds a labelled shot: `views` contains numViews × dim floats, view 0 the original. */
   addShot(classIndex, views, numViews = 1) {
     this.#write(views, 'views');
     check(this.handle, this.handle.addShot(classIndex, numViews));

@@ -1,6 +1,6 @@
 /**
  * The one error type of dualmem. `code` is stable and meant for programs;
- * `message` says what was wrong, the value seen and what was expected.
+ * `message` states what was wrong, the value seen and what was expected.
  *
  * Codes coming from the C++ core: `invalid_argument`, `not_found`,
  * `parse_error`, `limit_exceeded`, `unsupported`, `internal`.

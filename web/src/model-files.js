@@ -27,8 +27,8 @@ const isNode =
 const NODE_FS = 'node:fs/promises';
 
 /** The embedded model's folder, beside the package. */
-// Bundlers copy files, not folders, so they are told to leave this URL alone;
-// a bundled app passes `model` with the folder's location.
+// Bundlers copy files, not folders, so the @vite-ignore comment makes Vite skip this URL.
+// A bundled app passes `model` with the folder's location.
 export const EMBEDDED_MODEL_URL = new URL(/* @vite-ignore */ '../../models/tiny-clip/', import.meta.url);
 
 function isFilesystemSource(source) {
