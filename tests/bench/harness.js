@@ -30,13 +30,45 @@ export function compare(contenders, options = {}) {
       if (round >= warmup) samples[name].push(elapsed);
     }
   }
-  return Object.fromEntries(names.map((name) => {
-    const sorted = [...samples[name]].sort((a, b) => a - b);
+  return summarize(samples);
+}
+
+/**
+ * Like `compare`, for contenders that return promises: a timing from another
+ * process (a child that times its own work and replies with milliseconds) or
+ * work in a browser page. A contender may resolve to a number, taken as its
+ * own measured milliseconds instead of the wall time around the call, so the
+ * cost of the round trip is left out.
+ *
+ * @param {Record<string, () => Promise<number|void>>} contenders
+ * @param {object} [options] `rounds` (default 15), `warmup` (default 2)
+ * @returns {Promise<Record<string, {median:number, min:number, max:number, samples:number[]}>>}
+ */
+export async function compareAsync(contenders, options = {}) {
+  const rounds = options.rounds ?? 15;
+  const warmup = options.warmup ?? 2;
+  const names = Object.keys(contenders);
+  const samples = Object.fromEntries(names.map((name) => [name, []]));
+  for (let round = 0; round < warmup + rounds; round++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(round + k) % names.length];
+      const start = performance.now();
+      const reported = await contenders[name]();
+      const elapsed = typeof reported === 'number' ? reported : performance.now() - start;
+      if (round >= warmup) samples[name].push(elapsed);
+    }
+  }
+  return summarize(samples);
+}
+
+function summarize(samples) {
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => {
+    const sorted = [...values].sort((a, b) => a - b);
     return [name, {
       median: sorted[Math.floor(sorted.length / 2)],
       min: sorted[0],
       max: sorted[sorted.length - 1],
-      samples: samples[name],
+      samples: values,
     }];
   }));
 }
