@@ -2,6 +2,9 @@
 # Installs what building and testing dualmem needs on Debian 12: the Debian
 # packages below (when missing) and the npm packages from package-lock.json.
 # Safe to run again: it only installs what is absent or out of date.
+# With --bench it also installs what `npm run bench` needs to make its
+# ViT-B/32-shaped test model (Debian's torch and onnx for Python); the tests
+# never need them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -12,6 +15,9 @@ debian_packages=(
   chromium fonts-noto-cjk
   python3-numpy python3-pil
 )
+if [[ "${1:-}" == "--bench" ]]; then
+  debian_packages+=(python3-torch python3-onnx)
+fi
 
 missing=()
 for package in "${debian_packages[@]}"; do
