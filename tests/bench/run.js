@@ -1,40 +1,90 @@
-// `npm run bench`: runs every benchmark, prints its table and writes
+// `npm run bench`: runs every benchmark, prints its tables and writes
 // build/bench/results.json. Timings are ratios of medians measured side by
-// side in this process; nothing is asserted.
+// side in one run; nothing is asserted.
+//
+//   node tests/bench/run.js [PART ...]
+//
+// PART is any of dmn, preprocess, memory, end-to-end, cold-start (default:
+// all, in that order). Each part also runs on its own as
+// `node tests/bench/PART.js`.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 
-import { benchDmnStep } from './dmn-step.js';
-import { formatTiming, printTable } from './harness.js';
-import { benchPreprocess } from './preprocess.js';
+const PARTS = {
+  dmn: async () => {
+    const { benchDmnStep, printDmnStep } = await import('./dmn-step.js');
+    return [await benchDmnStep(), printDmnStep];
+  },
+  preprocess: async () => {
+    const { benchPreprocess, printPreprocess } = await import('./preprocess.js');
+    return [await benchPreprocess(), printPreprocess];
+  },
+  memory: async () => {
+    const { benchMemory, printMemory } = await import('./memory.js');
+    return [await benchMemory(), printMemory];
+  },
+  'end-to-end': async () => {
+    const { benchEndToEnd, printEndToEnd } = await import('./end-to-end.js');
+    return [await benchEndToEnd(), printEndToEnd];
+  },
+  'cold-start': async () => {
+    const { benchColdStart, printColdStart } = await import('./cold-start.js');
+    return [await benchColdStart(), printColdStart];
+  },
+};
 
-function ratio(timings, slower, faster) {
-  return timings[slower] ? `${(timings[slower].median / timings[faster].median).toFixed(2)}×` : '—';
+const TITLES = {
+  dmn: 'DMN step',
+  preprocess: 'Preprocessing to 3×224×224',
+  memory: 'Memory',
+  'end-to-end': 'End to end in headless Chromium',
+  'cold-start': 'Cold start and DMN share at 1000 classes in headless Chromium',
+};
+
+const requested = process.argv.slice(2);
+for (const part of requested) {
+  if (!(part in PARTS)) {
+    console.error(`bench: unknown part "${part}"; expected one of ${Object.keys(PARTS).join(', ')}`);
+    process.exit(2);
+  }
+}
+const parts = requested.length > 0 ? requested : Object.keys(PARTS);
+
+function emscriptenVersion() {
+  try {
+    const text = readFileSync('/usr/share/emscripten/emscripten-version.txt', 'utf8');
+    return text.trim().replace(/"/g, '');
+  } catch {
+    return 'unknown';
+  }
 }
 
-const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
-console.log(`dualmem benchmarks, ${new Date().toISOString()}, ${machine}\n`);
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown CPU',
+  cores: cpus().length,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  emscripten: emscriptenVersion(),
+};
+const started = new Date();
+console.log(`dualmem benchmarks, ${started.toISOString()}`);
+console.log(`${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ` +
+  `Emscripten ${machine.emscripten}\n`);
 
-console.log('DMN step, 1 view, 1000 classes × 50 slots × 512 dims (milliseconds per step, median and range)');
-const dmn = await benchDmnStep();
-printTable(['memory', 'bytes', 'wasm simd', 'wasm scalar', 'plain js', 'scalar / simd', 'plain js / simd'],
-  dmn.map(({ precision, bytes, timings }) => [
-    precision, bytes, formatTiming(timings['wasm simd']), formatTiming(timings['wasm scalar']),
-    timings['plain js'] ? formatTiming(timings['plain js']) : '—',
-    ratio(timings, 'wasm scalar', 'wasm simd'), ratio(timings, 'plain js', 'wasm simd')]));
-const f32 = dmn.find((r) => r.precision === 'float32');
-const i8 = dmn.find((r) => r.precision === 'int8');
-console.log(`int8 step / float32 step (wasm simd): ` +
-  `${(i8.timings['wasm simd'].median / f32.timings['wasm simd'].median).toFixed(2)}\n`);
-
-console.log('Preprocessing an RGBA image to 3×224×224 (milliseconds per image)');
-const preprocess = await benchPreprocess();
-printTable(['image', 'wasm simd', 'wasm scalar', 'scalar / simd'], preprocess.map((r) => [
-  `${r.width}×${r.height}`, formatTiming(r.timings.simd), formatTiming(r.timings.scalar),
-  ratio(r.timings, 'scalar', 'simd')]));
-
-mkdirSync(new URL('../../build/bench/', import.meta.url), { recursive: true });
-writeFileSync(new URL('../../build/bench/results.json', import.meta.url),
-  JSON.stringify({ date: new Date().toISOString(), machine, dmn, preprocess }, null, 2));
-console.log('\nwrote build/bench/results.json');
+const results = { date: started.toISOString(), machine, parts: {} };
+const outDir = new URL('../../build/bench/', import.meta.url);
+mkdirSync(outDir, { recursive: true });
+for (const part of parts) {
+  const partStart = performance.now();
+  console.log(`## ${TITLES[part]}\n`);
+  const [result, print] = await PARTS[part]();
+  print(result);
+  const seconds = (performance.now() - partStart) / 1000;
+  console.log(`\n(${part}: ${seconds.toFixed(0)} s)\n`);
+  results.parts[part] = { seconds, result };
+  // Written after each part, so a later failure keeps what was measured.
+  writeFileSync(new URL('results.json', outDir), JSON.stringify(results, null, 2));
+}
+const total = (Date.now() - started.getTime()) / 1000;
+console.log(`total ${(total / 60).toFixed(1)} min; wrote build/bench/results.json`);
