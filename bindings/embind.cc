@@ -209,6 +209,22 @@ class DmnHandle : public StatusHolder {
   }
   bool trained() const { return network_ && network_->trained(); }
 
+  // Benchmark baseline, not part of classifying: dots the query in the
+  // input buffer (dim floats, used as given, not rescaled) with every stored
+  // slot through MemoryBank::AllSimilarities and keeps the results.
+  int streamingPass() {
+    if (!network_) return NotReady();
+    const MemoryBank& bank = network_->bank();
+    if (input_.size() != static_cast<size_t>(bank.dim())) {
+      return Record(InvalidArgument("streamingPass: query has " + std::to_string(input_.size()) +
+                                    " values, expected dim = " + std::to_string(bank.dim())));
+    }
+    bank.PrepareQuery(input_.data(), &pass_query_);
+    pass_similarities_.resize(bank.total_slot_count());
+    bank.AllSimilarities(pass_query_, pass_similarities_.data());
+    return Record(Status::Ok());
+  }
+
   int dim() const { return network_ ? network_->dim() : 0; }
   int precision() const {
     return network_ ? static_cast<int>(network_->config().precision) : -1;
@@ -255,6 +271,8 @@ class DmnHandle : public StatusHolder {
   double error_offset_ = -1.0;      // of the last failed load, -1 if none
   std::string error_field_;
   int dropped_ = 0;                 // slots removed by the last retention call
+  BankQuery pass_query_;            // streamingPass scratch
+  std::vector<float> pass_similarities_;
 };
 
 class TokenizerHandle : public StatusHolder {
@@ -401,6 +419,7 @@ EMSCRIPTEN_BINDINGS(dualmem) {
       .function("snapshotFingerprint", &DmnHandle::snapshotFingerprint)
       .function("snapshotErrorOffset", &DmnHandle::snapshotErrorOffset)
       .function("snapshotErrorField", &DmnHandle::snapshotErrorField)
+      .function("streamingPass", &DmnHandle::streamingPass)
       .function("dim", &DmnHandle::dim)
       .function("precision", &DmnHandle::precision)
       .function("numClasses", &DmnHandle::numClasses)

@@ -172,6 +172,30 @@ float DotInt8Levels(const int16_t* a, const int8_t* b, size_t n) {
   return total + static_cast<float>(rest);
 }
 
+// wᵀMw over the upper triangle. Each row's products go into one vector
+// accumulator, which is scaled by the row's weight into a running vector
+// total. That leaves one horizontal sum per call instead of one per row:
+// rows are short (a class's slot count), so per-row overhead would cost as
+// much as the products.
+double QuadraticFormUpper(const float* matrix, size_t stride, const float* w, size_t n) {
+  __m256 upper = _mm256_setzero_ps();
+  double rest = 0.0;  // diagonal terms and the scalar row remainders
+  for (size_t i = 0; i < n; ++i) {
+    if (w[i] == 0.0f) continue;
+    const float* row = matrix + i * stride;
+    __m256 acc = _mm256_setzero_ps();
+    size_t j = i + 1;
+    for (; j + 8 <= n; j += 8) {
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(w + j), acc);
+    }
+    float tail = 0.0f;
+    for (; j < n; ++j) tail += row[j] * w[j];
+    upper = _mm256_fmadd_ps(_mm256_set1_ps(w[i]), acc, upper);
+    rest += static_cast<double>(w[i]) * (w[i] * static_cast<double>(row[i]) + 2.0 * tail);
+  }
+  return rest + 2.0 * static_cast<double>(HorizontalSum(upper));
+}
+
 // Readout weights exp(beta (s - 1)), eight at a time.
 void ExpReadoutWeights(const float* similarities, size_t n, float beta, float* out) {
   const __m256 beta_v = _mm256_set1_ps(beta), one = _mm256_set1_ps(1.0f);
@@ -193,7 +217,16 @@ void ExpReadoutWeights(const float* similarities, size_t n, float beta, float* o
     __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n_float), _mm256_set1_epi32(127)), 23);
     _mm256_storeu_ps(out + i, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
   }
-  for (; i < n; ++i) out[i] = std::exp(beta * (similarities[i] - 1.0f));
+
+  // Remainder, fewer than eight values: one more pass of the loop above
+  // over a padded copy, so that they get the same polynomial.
+  if (i < n) {
+    float padded_in[8] = {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f};
+    float padded_out[8];
+    std::copy(similarities + i, similarities + n, padded_in);
+    ExpReadoutWeights(padded_in, 8, beta, padded_out);
+    std::copy(padded_out, padded_out + (n - i), out + i);
+  }
 }
 
 #elif defined(DUALMEM_KERNELS_WASM_SIMD)
@@ -280,6 +313,27 @@ float DotInt8Levels(const int16_t* a, const int8_t* b, size_t n) {
   return total + static_cast<float>(rest);
 }
 
+// wᵀMw over the upper triangle, with one vector total over all rows as in
+// the AVX2 path.
+double QuadraticFormUpper(const float* matrix, size_t stride, const float* w, size_t n) {
+  v128_t upper = wasm_f32x4_splat(0.0f);
+  double rest = 0.0;  // diagonal terms and the scalar row remainders
+  for (size_t i = 0; i < n; ++i) {
+    if (w[i] == 0.0f) continue;
+    const float* row = matrix + i * stride;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    size_t j = i + 1;
+    for (; j + 4 <= n; j += 4) {
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(row + j), wasm_v128_load(w + j)));
+    }
+    float tail = 0.0f;
+    for (; j < n; ++j) tail += row[j] * w[j];
+    upper = wasm_f32x4_add(upper, wasm_f32x4_mul(wasm_f32x4_splat(w[i]), acc));
+    rest += static_cast<double>(w[i]) * (w[i] * static_cast<double>(row[i]) + 2.0 * tail);
+  }
+  return rest + 2.0 * static_cast<double>(HorizontalSum(upper));
+}
+
 // Readout weights exp(beta (s - 1)), four at a time. The scalar exp of the
 // WASM C library is a function call per value, several times slower.
 void ExpReadoutWeights(const float* similarities, size_t n, float beta, float* out) {
@@ -302,7 +356,18 @@ void ExpReadoutWeights(const float* similarities, size_t n, float beta, float* o
         wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n_float), wasm_i32x4_splat(127)), 23);
     wasm_v128_store(out + i, wasm_f32x4_mul(p, exponent));
   }
-  for (; i < n; ++i) out[i] = std::exp(beta * (similarities[i] - 1.0f));
+
+  // Remainder, fewer than four values: one more pass of the loop above over
+  // a padded copy. A class's slot count is rarely a multiple of four, so
+  // the C library's exp here would cost a call for up to three slots of
+  // every class.
+  if (i < n) {
+    float padded_in[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    float padded_out[4];
+    std::copy(similarities + i, similarities + n, padded_in);
+    ExpReadoutWeights(padded_in, 4, beta, padded_out);
+    std::copy(padded_out, padded_out + (n - i), out + i);
+  }
 }
 
 #else  // Portable scalar code.
@@ -344,6 +409,18 @@ float DotInt8Levels(const int16_t* a, const int8_t* b, size_t n) {
   int64_t sum = 0;
   for (size_t i = 0; i < n; ++i) sum += static_cast<int32_t>(a[i]) * b[i];
   return static_cast<float>(sum);
+}
+
+// wᵀMw over the upper triangle, one row at a time.
+double QuadraticFormUpper(const float* matrix, size_t stride, const float* w, size_t n) {
+  double total = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    if (w[i] == 0.0f) continue;
+    const float* row = matrix + i * stride;
+    double off_diagonal = DotFloat32(row + i + 1, w + i + 1, n - i - 1);
+    total += static_cast<double>(w[i]) * (w[i] * static_cast<double>(row[i]) + 2.0 * off_diagonal);
+  }
+  return total;
 }
 
 // Readout weights exp(beta (s - 1)) with the C library's exp.
@@ -535,6 +612,11 @@ void DotBlock(const float* query, const void* block, Precision precision,
       return;
     }
   }
+}
+
+double SymmetricQuadraticForm(const float* matrix, size_t stride, const float* weights,
+                              size_t n) {
+  return QuadraticFormUpper(matrix, stride, weights, n);
 }
 
 void ReadoutWeights(const float* similarities, size_t count, float beta, float* weights) {

@@ -57,6 +57,13 @@ float QuantizeQueryInt16(const float* query, size_t count, int16_t* levels);
 void DotBlockInt8(const int16_t* levels, float level_scale, const int8_t* block,
                   const float* scales, size_t num_vectors, size_t dim, float* out);
 
+// Returns wᵀMw for a symmetric n × n matrix M stored row-major with `stride`
+// floats from one row to the next, reading only the diagonal and the part
+// right of it. Rows whose weight is 0 are skipped. Products off the diagonal
+// are summed in float, the diagonal terms in double.
+double SymmetricQuadraticForm(const float* matrix, size_t stride, const float* weights,
+                              size_t n);
+
 // Writes the readout weights exp(beta (s_i - 1)) for similarities s_i. The
 // SIMD paths use a polynomial exp with a relative error below 1e-6.
 void ReadoutWeights(const float* similarities, size_t count, float beta,

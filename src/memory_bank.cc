@@ -180,21 +180,27 @@ void MemoryBank::Similarities(int class_index, const BankQuery& query, float* ou
            slots.infos.size(), dim_, out);
 }
 
+void MemoryBank::AllSimilarities(const BankQuery& query, float* out) const {
+  for (int c = 0; c < num_classes(); ++c) {
+    Similarities(c, query, out);
+    out += classes_[c].infos.size();
+  }
+}
+
+size_t MemoryBank::total_slot_count() const {
+  size_t total = 0;
+  for (const ClassSlots& slots : classes_) total += slots.infos.size();
+  return total;
+}
+
 // The Gram matrix is symmetric, so only the diagonal and the part right of
 // it are read: wᵀGw = sum_i w_i (w_i G_ii + 2 sum_{j>i} G_ij w_j). That halves
 // the bytes read, which matters because the matrices are about a tenth the
 // size of the float32 vectors (a fifth at int8).
 double MemoryBank::WeightedNormSquared(int class_index, const float* weights) const {
   const ClassSlots& slots = classes_[class_index];
-  int filled = static_cast<int>(slots.infos.size());
-  double total = 0.0;
-  for (int i = 0; i < filled; ++i) {
-    if (weights[i] == 0.0f) continue;
-    const float* row = &slots.gram[static_cast<size_t>(i) * slots.gram_stride];
-    double off_diagonal = Dot(row + i + 1, weights + i + 1, filled - i - 1);
-    total += static_cast<double>(weights[i]) * (weights[i] * static_cast<double>(row[i]) + 2.0 * off_diagonal);
-  }
-  return total;
+  return SymmetricQuadraticForm(slots.gram.data(), slots.gram_stride, weights,
+                                slots.infos.size());
 }
 
 float MemoryBank::gram(int class_index, int i, int j) const {

@@ -86,6 +86,13 @@ class MemoryBank {
   // Writes query · v_j for every slot j of the class (slot_count values),
   // reading the stored form directly.
   void Similarities(int class_index, const BankQuery& query, float* out) const;
+  // Writes query · v_j for every slot of every class, class 0 first and each
+  // class in slot order (total_slot_count() values), with the kernels that
+  // Similarities uses and nothing else. Benchmarks time it as the least a
+  // step can cost: one read of every stored vector.
+  void AllSimilarities(const BankQuery& query, float* out) const;
+  // Sum of slot_count over all classes.
+  size_t total_slot_count() const;
   // Returns wᵀGw, the squared norm of sum_j weights[j] v_j, for slot_count
   // weights; zero weights skip their row.
   double WeightedNormSquared(int class_index, const float* weights) const;

@@ -2,7 +2,10 @@
 // Float32Array (or Int8Array with a scale) per slot, the readout's weighted
 // sum of slot vectors built per class, then normalised and scored. It is the
 // baseline the WebAssembly core is measured against, not a reference: the
-// golden traces are that.
+// golden traces are that. It covers what the benchmark runs, one view and no
+// shots, with the library's defaults.
+
+import { DMN_DEFAULTS } from '../../web/src/core.js';
 
 function softmaxInPlace(logits) {
   let max = -Infinity;
@@ -23,11 +26,28 @@ function entropy(probabilities) {
 }
 
 export class PlainDmn {
-  constructor(dim, { logitScale = 100, beta = 5.5, capacity = 50, precision = 'float32' } = {}) {
+  /**
+   * @param {number} dim embedding dimension
+   * @param {object} [options] `logitScale`, `beta`, `capacity` and `weights`
+   *   ({text, dynamic}) default to DMN_DEFAULTS; `precision` is 'float32' or
+   *   'int8' (one scale per slot, max|value| / 127)
+   */
+  constructor(dim, {
+    logitScale = DMN_DEFAULTS.logitScale,
+    beta = DMN_DEFAULTS.beta,
+    capacity = DMN_DEFAULTS.capacity,
+    weights = DMN_DEFAULTS.weights,
+    precision = 'float32',
+  } = {}) {
+    if (precision !== 'float32' && precision !== 'int8') {
+      throw new Error(`precision is ${JSON.stringify(precision)}, expected "float32" or "int8"`);
+    }
     this.dim = dim;
     this.logitScale = logitScale;
     this.beta = beta;
     this.capacity = capacity;
+    this.weightText = weights.text;
+    this.weightDynamic = weights.dynamic;
     this.precision = precision;
     this.texts = [];
     this.slots = [];  // per class: [{ vector, scale, entropy }]
@@ -43,12 +63,13 @@ export class PlainDmn {
     return { vector: quantized, scale };
   }
 
+  /** Appends a class with its unit-length text embedding. */
   addClass(embedding) {
     this.texts.push(Float32Array.from(embedding));
     this.slots.push([]);
   }
 
-  /** Stores a slot directly, as a memory restored from storage would be. */
+  /** Stores a unit-length slot directly, as a memory restored from storage would be. */
   insert(classIndex, vector, slotEntropy) {
     this.slots[classIndex].push({ ...this.#store(vector), entropy: slotEntropy });
   }
@@ -62,6 +83,7 @@ export class PlainDmn {
     for (let i = 0; i < dim; i++) prototype[i] += weight * vector[i];
   }
 
+  /** Classifies a unit-length query and updates the memory, as DualMemory.step does. */
   step(query) {
     const dim = this.dim;
     const numClasses = this.texts.length;
@@ -91,8 +113,9 @@ export class PlainDmn {
       if (h < classSlots[worst].entropy) classSlots[worst] = { ...this.#store(query), entropy: h };
     }
 
-    // Readout: per class, weight each slot by exp(-β(1 - cos)), sum the
-    // weighted vectors into a prototype, normalise it and score the query.
+    // Readout: per class, weight the text embedding and each slot by
+    // exp(-β(1 - cos)), sum the weighted vectors into a prototype, normalise
+    // it and score the query.
     const dynamic = new Float32Array(numClasses);
     const prototype = new Float32Array(dim);
     for (let c = 0; c < numClasses; c++) {
@@ -110,11 +133,12 @@ export class PlainDmn {
     softmaxInPlace(dynamic);
 
     const fused = new Float32Array(numClasses);
+    const weightSum = this.weightText + this.weightDynamic;
     let label = 0;
     for (let c = 0; c < numClasses; c++) {
-      fused[c] = (1.0 * text[c] + 0.3 * dynamic[c]) / 1.3;
+      fused[c] = (this.weightText * text[c] + this.weightDynamic * dynamic[c]) / weightSum;
       if (fused[c] > fused[label]) label = c;
     }
-    return { label, text, dynamic, fused };
+    return { label, pseudoLabel, text, dynamic, fused };
   }
 }

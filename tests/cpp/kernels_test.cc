@@ -221,6 +221,38 @@ TEST(Kernels, ReadoutWeightsMatchExp) {
   EXPECT_LT(weights.back(), 1e-37f);
 }
 
+// Sizes cover empty and single-row matrices and every remainder of the
+// 4- and 8-wide row loops. The stride leaves unused columns of 1e30, which
+// must not be read, and every third weight is zero so that its row is
+// skipped.
+TEST(Kernels, SymmetricQuadraticFormMatchesFullProduct) {
+  std::mt19937 rng(5);
+  for (size_t n : {0, 1, 2, 3, 5, 8, 9, 16, 17, 51}) {
+    const size_t stride = n + 3;
+    std::vector<float> matrix(stride * std::max<size_t>(n, 1), 1e30f);
+    std::vector<float> weights = RandomVector(n, &rng);
+    for (size_t i = 0; i < n; i += 3) weights[i] = 0.0f;
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = i; j < n; ++j) {
+        float value = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+        matrix[i * stride + j] = value;
+        matrix[j * stride + i] = value;
+      }
+    }
+    double expected = 0.0, magnitude = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < n; ++j) {
+        double term = static_cast<double>(weights[i]) * matrix[i * stride + j] * weights[j];
+        expected += term;
+        magnitude += std::fabs(term);
+      }
+    }
+    EXPECT_NEAR(SymmetricQuadraticForm(matrix.data(), stride, weights.data(), n), expected,
+                1e-6 * magnitude + 1e-12)
+        << "n " << n;
+  }
+}
+
 TEST(Kernels, EntropyOfUniformAndOneHot) {
   std::vector<double> uniform(8, 0.125);
   double expected = -std::log(0.125 + 1e-8);

@@ -80,6 +80,45 @@ TEST(MemoryBank, SimilaritiesUseStoredVectors) {
   }
 }
 
+// Classes of 5, 0 and 9 slots, so that a wrong offset between classes or a
+// skipped empty class shows up as a mismatch.
+TEST(MemoryBank, AllSimilaritiesEqualPerClassSimilarities) {
+  std::mt19937 rng(17);
+  const int dim = 40;
+  const int slot_counts[3] = {5, 0, 9};
+  for (Precision precision : kPrecisions) {
+    MemoryBank bank(dim, precision);
+    for (int c = 0; c < 3; ++c) bank.AddClass();
+    for (int c = 0; c < 3; ++c) {
+      for (int i = 0; i < slot_counts[c]; ++i) {
+        bank.AppendSlot(c, RandomUnit(dim, &rng).data(), Info(SlotSource::kDynamic, 0, i));
+      }
+    }
+    ASSERT_EQ(bank.total_slot_count(), 14u) << PrecisionName(precision);
+
+    std::vector<float> query = RandomUnit(dim, &rng), all(14), per_class(9), stored(dim);
+    BankQuery prepared;
+    bank.PrepareQuery(query.data(), &prepared);
+    bank.AllSimilarities(prepared, all.data());
+    int offset = 0;
+    for (int c = 0; c < 3; ++c) {
+      bank.Similarities(c, prepared, per_class.data());
+      for (int j = 0; j < slot_counts[c]; ++j) {
+        // Bit for bit: both must run the same kernel on the same bytes.
+        EXPECT_EQ(all[offset + j], per_class[j])
+            << PrecisionName(precision) << " class " << c << " slot " << j;
+        bank.DecodeSlot(c, j, stored.data());
+        double expected = 0.0;
+        for (int k = 0; k < dim; ++k) expected += static_cast<double>(query[k]) * stored[k];
+        EXPECT_NEAR(all[offset + j], expected,
+                    SimilarityTolerance(precision, query.data(), stored.data(), dim, 1e-6))
+            << PrecisionName(precision) << " class " << c << " slot " << j;
+      }
+      offset += slot_counts[c];
+    }
+  }
+}
+
 TEST(MemoryBank, Float16StoresRepresentableValuesExactly) {
   MemoryBank bank(4, Precision::kFloat16);
   bank.AddClass();

@@ -396,6 +396,21 @@ export class DualMemory {
     return this.handle.shotCount(classIndex);
   }
 
+  /**
+   * Benchmark baseline, not needed to classify: dots `query` with every
+   * stored slot of every class once, with the kernels and the stored vectors
+   * that `step` reads, and does nothing else. Its time is the least a step
+   * over this memory can take; the results stay inside the core.
+   *
+   * @param {Float32Array|number[]} query dim floats, used as given (a step
+   *   would rescale them to unit length first)
+   * @throws {DualmemError} `invalid_argument` when query does not have dim values
+   */
+  benchmarkStreamingPass(query) {
+    this.#write(query, 'query');
+    check(this.handle, this.handle.streamingPass());
+  }
+
   /** Bytes held by stored vectors, slot metadata and Gram matrices. */
   get memoryBytes() {
     return this.handle.memoryBytes();
