@@ -17,6 +17,16 @@ constexpr size_t kChecksumBytes = 4;
 constexpr size_t kFingerprintOffset = 20;
 constexpr size_t kSlotHeaderBytes = 32;  // slot fields before the vector
 
+// Whether the host stores integers and floats little-endian, as the format
+// does, so that vectors can be copied whole. GCC and Clang define these
+// macros, and other compilers take the byte-by-byte path.
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+constexpr bool kHostIsLittleEndian = true;
+#else
+constexpr bool kHostIsLittleEndian = false;
+#endif
+
 std::string FormatFloat(double value) {
   char buffer[32];
   std::snprintf(buffer, sizeof(buffer), "%.9g", value);
@@ -91,6 +101,10 @@ class Writer {
   }
   // Writes `dim` elements of a vector in the bank's stored form.
   void Vector(const void* stored, int dim, Precision precision) {
+    if (kHostIsLittleEndian) {
+      Bytes(stored, dim * PrecisionBytes(precision));
+      return;
+    }
     switch (precision) {
       case Precision::kFloat32:
         for (int i = 0; i < dim; ++i) F32(static_cast<const float*>(stored)[i]);
@@ -180,6 +194,12 @@ class Reader {
     size_t element = PrecisionBytes(precision);
     DUALMEM_RETURN_IF_ERROR(Need(dim * element, field));
     out->resize(dim * element);
+    if (element == 1 || kHostIsLittleEndian) {
+      // The stored form is the file's byte order here, so one copy does.
+      std::memcpy(out->data(), data_ + offset_, dim * element);
+      offset_ += dim * element;
+      return Status::Ok();
+    }
     for (int i = 0; i < dim; ++i) {
       const uint8_t* source = data_ + offset_ + i * element;
       if (element == 4) {
@@ -664,8 +684,18 @@ Status SaveSnapshot(const DualMemoryNetwork& network, const ModelFingerprint& fi
   const DmnConfig& config = network.config();
   const int dim = network.dim();
 
+  // The size is known, so the vector is allocated once instead of doubling
+  // through copies of a snapshot that can take a hundred megabytes.
+  size_t slot_bytes = kSlotHeaderBytes + dim * PrecisionBytes(config.precision);
+  size_t size = kHeaderBytes + kChecksumBytes;
+  for (int c = 0; c < network.num_classes(); ++c) {
+    size_t name_bytes = class_names.empty() ? 0 : class_names[c].size();
+    size += 4 + name_bytes + dim * sizeof(float) + 8 + 4 + (bank.slot_count(c) - 1) * slot_bytes;
+  }
+
   // Header and configuration; the total size is filled in at the end.
   std::vector<uint8_t> bytes;
+  bytes.reserve(size);
   Writer writer(&bytes);
   writer.Bytes(kMagic, sizeof(kMagic));
   writer.U32(kSnapshotVersion);
