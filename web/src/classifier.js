@@ -272,9 +272,11 @@ export class Classifier extends EventTarget {
       }
       const start = now();
       const { views, numViews, timings } = await this.#embedImage(input);
-      const stepStart = now();
       const mode = this.#options.mode;
       const { value: result, durable } = await this.#updateMemory(() => {
+        // Timed from here, so the lock and the stored-state check before
+        // the update are not counted as the memory's time.
+        const stepStart = now();
         const step = this.#memory.step(views, numViews, { update: mode !== 'frozen' });
         timings.memory = now() - stepStart;
         timings.total = now() - start;
