@@ -18,14 +18,14 @@ import { startStaticServer } from '../js/helpers/static-server.js';
 import { compareAsync, formatTiming, printTable } from './harness.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PAGE_PATH = 'tests/bench/cold-start.html';
+const PAGE_PATH = 'tests/bench/pages/cold-start.html';
 const SAMPLES_PATH = 'web/demo/samples';
 
 /** Targets: the memory part of a cold start in milliseconds, and DMN's share of the per-image time. */
 export const COLD_START_TARGET_MS = 500;
 export const DMN_SHARE_TARGET = 0.03;
 
-// Stages of a cold start, in the order printed. cold-start.html wraps the functions that time each.
+// Stages of a cold start, in the order printed. pages/cold-start.html wraps the functions that time each.
 const STAGE_LABELS = {
   total: 'total (createClassifier)',
   runtimes: 'ONNX Runtime import + core WASM',
