@@ -11,7 +11,9 @@ import { after, before, describe, test } from 'node:test';
 
 import { ClassEmbedder } from '../../web/src/class-embeddings.js';
 import { decodeImage } from '../../web/src/decode-node.js';
+import { contentDigest, modelFingerprint } from '../../web/src/digest.js';
 import { ClipEncoders } from '../../web/src/encoders.js';
+import { createModelFetch, openModelCache } from '../../web/src/model-cache.js';
 import { SIMPLE_TEMPLATES, fillTemplates } from '../../web/src/templates.js';
 import { MODEL_DIR, modelSkipReason, sampleClasses, sampleImages } from './helpers/samples.js';
 
@@ -229,6 +231,54 @@ describe('ClipEncoders errors under Node', { skip: skip ?? false }, () => {
       await expectLoadError(folder, 'model_not_clip', /could not create an ONNX Runtime session for onnx\/vision_model_quantized\.onnx/);
     } finally {
       await writeFile(path, original);
+    }
+  });
+});
+
+describe('ClipEncoders fingerprints under Node', { skip: skip ?? false }, () => {
+  const CACHED_BASE = 'https://models.example/tiny-clip/';
+
+  /** Serves the embedded model's files at CACHED_BASE through an in-memory Cache Storage. */
+  async function cachedFetch() {
+    const caches = new Map();
+    const memoryCache = () => {
+      const entries = new Map();
+      return {
+        match: async (url) => entries.get(url)?.clone(),
+        put: async (url, response) => { entries.set(url, response); },
+        delete: async (url) => entries.delete(url),
+      };
+    };
+    const storage = { open: async (name) => caches.get(name) ?? caches.set(name, memoryCache()).get(name) };
+    const store = await openModelCache(true, { caches: storage });
+    const serve = async (url) => new Response(await readFile(join(MODEL_PATH, url.slice(CACHED_BASE.length))),
+      { headers: { 'content-type': 'application/octet-stream' } });
+    return createModelFetch({ store, fetch: serve });
+  }
+
+  async function expectedFingerprints() {
+    const read = (name) => readFile(join(MODEL_PATH, name));
+    const [vision, text, tokenizer, preprocessor] = await Promise.all([read('onnx/vision_model_quantized.onnx'),
+      read('onnx/text_model_quantized.onnx'), read('tokenizer.json', 'utf8'), read('preprocessor_config.json')]);
+    const tokenizerText = tokenizer.toString('utf8');
+    return {
+      prompts: `${(await contentDigest(text)).slice(0, 32)}-${(await contentDigest(Buffer.from(tokenizerText))).slice(0, 16)}`,
+      model: await modelFingerprint([vision, text, tokenizerText, preprocessor.toString('utf8')]),
+    };
+  }
+
+  test('folder and cached download share fingerprints', async () => {
+    const expected = await expectedFingerprints();
+    const fetchModel = await cachedFetch();
+    for (const [model, options] of [[MODEL_PATH, {}], [CACHED_BASE, { fetch: fetchModel }],
+      [CACHED_BASE, { fetch: fetchModel }]]) {
+      const encoders = await ClipEncoders.load(model, { ...options, onWarning: () => {} });
+      try {
+        assert.equal(encoders.fingerprint, expected.prompts, `prompt fingerprint of ${model}`);
+        assert.equal(encoders.modelFingerprint, expected.model, `model fingerprint of ${model}`);
+      } finally {
+        await encoders.dispose();
+      }
     }
   });
 });

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { sha256Hex } from '../../web/src/digest.js';
 import {
   DOWNLOAD_ATTEMPTS, MANIFEST_CACHE_NAME, MODEL_CACHE_NAME, clearModelCache, createModelFetch, openModelCache,
+  verifiedSha256,
 } from '../../web/src/model-cache.js';
 
 const BASE = new URL('https://models.example/tiny-clip/');
@@ -97,6 +98,29 @@ describe('model cache', () => {
     const manifest = await (await (await storage.open(MANIFEST_CACHE_NAME)).match(FILE_URL)).json();
     assert.equal(manifest.size, FILE_BYTES.length);
     assert.equal(manifest.sha256, await sha256Hex(FILE_BYTES));
+  });
+
+  test('downloads and cached copies report their SHA-256', async () => {
+    const { fetchModel } = await setUp();
+    const expected = await sha256Hex(FILE_BYTES);
+    assert.equal(verifiedSha256(await fetchModel(FILE_URL)), expected, 'download');
+    const digest = globalThis.crypto.subtle.digest;
+    let hashed = 0;
+    globalThis.crypto.subtle.digest = function countedDigest(...args) {
+      hashed += 1;
+      return digest.apply(this, args);
+    };
+    try {
+      assert.equal(verifiedSha256(await fetchModel(FILE_URL)), expected, 'cached copy');
+    } finally {
+      globalThis.crypto.subtle.digest = digest;
+    }
+    assert.equal(hashed, 1, 'reading a cached copy hashed it more than once');
+  });
+
+  test('downloads without a cache report no SHA-256', async () => {
+    const fetchModel = createModelFetch({ store: null, base: BASE, fetch: scriptedFetch().fetchFunction });
+    assert.equal(verifiedSha256(await fetchModel(FILE_URL)), null);
   });
 
   test('corrupt cached copy is fetched again', async () => {

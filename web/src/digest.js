@@ -50,6 +50,18 @@ export async function modelFingerprint(parts) {
   const encoder = new TextEncoder();
   const digests = [];
   for (const part of parts) digests.push(await contentDigest(typeof part === 'string' ? encoder.encode(part) : part));
+  return modelFingerprintOfDigests(digests);
+}
+
+/**
+ * Returns what modelFingerprint returns for parts whose contentDigest values
+ * are already known, without reading the parts again.
+ *
+ * @param {string[]} digests contentDigest of each part, in modelFingerprint's order
+ * @returns {Promise<string>}
+ */
+export async function modelFingerprintOfDigests(digests) {
+  const encoder = new TextEncoder();
   const joined = digests.join('\n');
   if (globalThis.crypto?.subtle) return sha256Hex(encoder.encode(joined));
   const quarters = [];

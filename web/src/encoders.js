@@ -3,9 +3,9 @@
 // pixel_values -> image_embeds, input_ids + attention_mask -> text_embeds.
 
 import { loadCore, Preprocessor, Tokenizer } from './core.js';
-import { contentDigest, modelFingerprint } from './digest.js';
+import { contentDigest, modelFingerprintOfDigests } from './digest.js';
 import { DualmemError } from './errors.js';
-import { onnxFileNames, readClipMetadata, readModelFile } from './model-files.js';
+import { onnxFileNames, readClipMetadata, readModelBytes } from './model-files.js';
 
 const isNode =
   typeof process !== 'undefined' && typeof process.versions?.node === 'string' &&
@@ -133,6 +133,16 @@ async function createSession(bytes, file) {
   }
 }
 
+/**
+ * Returns contentDigest of a file from readModelBytes, reusing the SHA-256 of
+ * the cache check. The two are equal only where Web Crypto exists. Cache
+ * Storage never exists without it, but the check keeps that explicit.
+ */
+async function knownOrContentDigest(file) {
+  if (file.sha256 !== null && globalThis.crypto?.subtle) return file.sha256;
+  return contentDigest(file.bytes);
+}
+
 function requireNames(session, inputs, outputs, file) {
   for (const name of inputs) {
     if (!session.inputNames.includes(name)) {
@@ -176,23 +186,31 @@ export class ClipEncoders {
     await configureOrt(options, warn);
     const metadata = await readClipMetadata(model, options);
     const files = onnxFileNames(options.quantized ?? true);
-    const [visionBytes, textBytes] = await Promise.all([
-      readModelFile(metadata.base, files.vision, options),
-      readModelFile(metadata.base, files.text, options),
+    const [visionFile, textFile] = await Promise.all([
+      readModelBytes(metadata.base, files.vision, options),
+      readModelBytes(metadata.base, files.text, options),
     ]);
+    const visionBytes = visionFile.bytes;
+    const textBytes = textFile.bytes;
     const core = await loadCore(options.core ?? {});
     const vision = await createSession(visionBytes, files.vision);
     const text = await createSession(textBytes, files.text);
     requireNames(vision, ['pixel_values'], ['image_embeds'], files.vision);
     requireNames(text, ['input_ids'], ['text_embeds'], files.text);
+    // Each file is hashed at most once: the cache check's SHA-256 is reused
+    // where there was one, and both fingerprints are built from the digests.
+    const [visionDigest, textDigest, tokenizerDigest, preprocessorDigest] = await Promise.all([
+      knownOrContentDigest(visionFile), knownOrContentDigest(textFile),
+      contentDigest(new TextEncoder().encode(metadata.tokenizerJsonText)),
+      contentDigest(new TextEncoder().encode(metadata.preprocessorConfigText)),
+    ]);
     // Text embeddings depend on the text tower and the tokenizer only.
-    const fingerprint = (await contentDigest(textBytes)).slice(0, 32) + '-' +
-      (await contentDigest(new TextEncoder().encode(metadata.tokenizerJsonText))).slice(0, 16);
+    const fingerprint = `${textDigest.slice(0, 32)}-${tokenizerDigest.slice(0, 16)}`;
     const encoders = new ClipEncoders(core, metadata, vision, text, fingerprint);
     // Stored memories hold image embeddings, so their fingerprint covers both
     // towers and the preprocessing as well.
-    encoders.modelFingerprint = await modelFingerprint([visionBytes, textBytes,
-      metadata.tokenizerJsonText, metadata.preprocessorConfigText]);
+    encoders.modelFingerprint = await modelFingerprintOfDigests([visionDigest, textDigest,
+      tokenizerDigest, preprocessorDigest]);
     return encoders;
   }
 

@@ -4,6 +4,10 @@
 // deleted and downloaded again. A download that ends before its
 // Content-Length is retried. A failed cache write is reported as a storage
 // warning and the download is used anyway.
+//
+// The SHA-256 that was checked or stored for a response stays known
+// (verifiedSha256), so that fingerprints can be derived from it instead of
+// hashing the same hundreds of megabytes again.
 
 import { sha256Hex } from './digest.js';
 import { DualmemError } from './errors.js';
@@ -13,6 +17,22 @@ export const MODEL_CACHE_NAME = 'dualmem-models-v1';
 
 /** Cache of manifest entries ({ size, sha256, storedAt }), keyed by the same URLs. */
 export const MANIFEST_CACHE_NAME = 'dualmem-model-manifest-v1';
+
+// Digests of the responses that createModelFetch built itself. A WeakMap
+// rather than a header, so that no server can supply a digest of its own.
+const responseDigests = new WeakMap();
+
+/**
+ * Returns the SHA-256 of the body of a response of createModelFetch, as
+ * checked against the manifest or as stored in it.
+ *
+ * @param {Response} response
+ * @returns {string|null} 64 lowercase hex digits; null for any other
+ *   response, and when the cache is off
+ */
+export function verifiedSha256(response) {
+  return responseDigests.get(response) ?? null;
+}
 
 /** Downloads of one file before a short body is reported as an error. */
 export const DOWNLOAD_ATTEMPTS = 3;
@@ -84,7 +104,8 @@ export async function clearModelCache(storage = globalThis.caches) {
  * @param {(message:string, error?:Error) => void} [options.onStorageWarning]
  * @returns {(url:string) => Promise<Response>} resolves to the server's
  *   response when it is an error or HTML (readModelFile reports those), else
- *   to a complete in-memory response
+ *   to a complete in-memory response, whose digest verifiedSha256 gives when
+ *   it is known
  */
 export function createModelFetch(options) {
   const fetchFunction = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -98,7 +119,7 @@ export function createModelFetch(options) {
       const cached = await readVerified(options.store, url, file, warn);
       if (cached !== null) {
         options.onProgress?.({ file, loaded: cached.bytes.length, total: cached.bytes.length });
-        return bytesResponse(cached.bytes, cached.contentType);
+        return bytesResponse(cached.bytes, cached.contentType, cached.sha256);
       }
     }
     for (let attempt = 1; ; attempt += 1) {
@@ -107,8 +128,8 @@ export function createModelFetch(options) {
       if (!response.ok || contentType.includes('text/html')) return response;
       const body = await readWithProgress(response, file, options.onProgress);
       if (body.complete) {
-        if (options.store) await storeVerified(options.store, url, body.bytes, contentType, warn);
-        return bytesResponse(body.bytes, contentType);
+        const sha256 = options.store ? await storeVerified(options.store, url, body.bytes, contentType, warn) : null;
+        return bytesResponse(body.bytes, contentType, sha256);
       }
       if (attempt === DOWNLOAD_ATTEMPTS) {
         throw new DualmemError('model_not_found',
@@ -119,11 +140,13 @@ export function createModelFetch(options) {
   };
 }
 
-function bytesResponse(bytes, contentType) {
-  return new Response(bytes, {
+function bytesResponse(bytes, contentType, sha256 = null) {
+  const response = new Response(bytes, {
     status: 200,
     headers: { 'content-type': contentType || 'application/octet-stream', 'content-length': String(bytes.length) },
   });
+  if (sha256 !== null) responseDigests.set(response, sha256);
+  return response;
 }
 
 /**
@@ -162,7 +185,10 @@ async function readWithProgress(response, file, onProgress) {
   return { bytes, expected: expected || '?', complete };
 }
 
-/** Returns the cached bytes of `url` when they match their manifest, else null. */
+/**
+ * Returns the cached bytes of `url` with their SHA-256 when they match their
+ * manifest, else null.
+ */
 async function readVerified(store, url, file, warn) {
   let response;
   let manifestResponse;
@@ -176,6 +202,7 @@ async function readVerified(store, url, file, warn) {
 
   let problem = null;
   let bytes = null;
+  let sha256 = null;
   if (!manifestResponse) {
     problem = 'it has no manifest entry, so its last write did not finish';
   } else {
@@ -185,21 +212,26 @@ async function readVerified(store, url, file, warn) {
       problem = 'its manifest entry is not valid JSON';
     } else if (bytes.length !== manifest.size) {
       problem = `it has ${bytes.length} bytes, expected ${manifest.size}`;
-    } else if ((await sha256Hex(bytes)) !== manifest.sha256) {
-      problem = `its SHA-256 differs from the manifest's ${manifest.sha256}`;
+    } else {
+      sha256 = await sha256Hex(bytes);
+      if (sha256 !== manifest.sha256) problem = `its SHA-256 differs from the manifest's ${manifest.sha256}`;
     }
   }
-  if (problem === null) return { bytes, contentType: response.headers.get('content-type') };
+  if (problem === null) return { bytes, sha256, contentType: response.headers.get('content-type') };
 
   warn(`the cached copy of ${file} is corrupt (${problem}); downloading it again`);
   await Promise.all([store.models.delete(url), store.manifest.delete(url)]).catch(() => {});
   return null;
 }
 
-/** Writes a file, then its manifest entry, so that a manifest only exists for a whole file. */
+/**
+ * Writes a file, then its manifest entry, so that a manifest only exists for
+ * a whole file. Returns the file's SHA-256, or null when hashing failed.
+ */
 async function storeVerified(store, url, bytes, contentType, warn) {
+  let sha256 = null;
   try {
-    const sha256 = await sha256Hex(bytes);
+    sha256 = await sha256Hex(bytes);
     await store.models.put(url, bytesResponse(bytes, contentType));
     const manifest = JSON.stringify({ size: bytes.length, sha256, storedAt: new Date().toISOString() });
     await store.manifest.put(url, new Response(manifest, { headers: { 'content-type': 'application/json' } }));
@@ -208,4 +240,5 @@ async function storeVerified(store, url, bytes, contentType, warn) {
       'it will be downloaded again next time', error);
     await store.models.delete(url).catch(() => {});
   }
+  return sha256;
 }

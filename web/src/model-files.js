@@ -3,6 +3,7 @@
 // it is a CLIP before any large file is read.
 
 import { DualmemError } from './errors.js';
+import { verifiedSha256 } from './model-cache.js';
 
 /** Files every CLIP folder must have, besides the two ONNX towers. */
 export const REQUIRED_FILES = Object.freeze([
@@ -68,7 +69,28 @@ function describeSource(source) {
  *   server answers with an error or an HTML page
  */
 export async function readModelFile(base, name, options = {}) {
-  const as = options.as ?? 'bytes';
+  return (await readModelData(base, name, options.as ?? 'bytes', options)).data;
+}
+
+/**
+ * Reads one file of the model folder as bytes, with its SHA-256 when the
+ * fetch function is one of createModelFetch and checked or stored the file
+ * in Cache Storage.
+ *
+ * @param {URL|string} base from `resolveModelSource`
+ * @param {string} name path inside the folder
+ * @param {object} [options] as for readModelFile, without `as`
+ * @returns {Promise<{bytes:Uint8Array, sha256:string|null}>} sha256 is 64
+ *   lowercase hex digits, or null when it is not known without hashing
+ * @throws {DualmemError} as readModelFile
+ */
+export async function readModelBytes(base, name, options = {}) {
+  const { data, sha256 } = await readModelData(base, name, 'bytes', options);
+  return { bytes: data, sha256 };
+}
+
+/** Reads a file as `as` ('text' or 'bytes'), with the digest its response carried. */
+async function readModelData(base, name, as, options) {
   if (!(base instanceof URL) || base.protocol === 'file:') {
     const { readFile } = await import(/* @vite-ignore */ NODE_FS);
     const path = base instanceof URL ? new URL(name, base) : `${base}${name}`;
@@ -76,7 +98,8 @@ export async function readModelFile(base, name, options = {}) {
       const data = await readFile(path);
       options.onProgress?.({ file: name, loaded: data.length, total: data.length });
       rejectHtml(data, name, describeSource(base));
-      return as === 'text' ? data.toString('utf8') : new Uint8Array(data.buffer, data.byteOffset, data.length);
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
+      return { data: as === 'text' ? data.toString('utf8') : bytes, sha256: null };
     } catch (error) {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') {
         throw new DualmemError('model_not_found',
@@ -106,9 +129,13 @@ export async function readModelFile(base, name, options = {}) {
       'the server probably answers unknown paths with its index page. Check the model URL',
       { file: name });
   }
+  const sha256 = verifiedSha256(response);
   const data = await readBody(response, name, options.onProgress);
   rejectHtml(data, name, url.href);
-  return as === 'text' ? new TextDecoder().decode(data) : data;
+  return {
+    data: as === 'text' ? new TextDecoder().decode(data) : data,
+    sha256,
+  };
 }
 
 /**
