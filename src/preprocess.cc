@@ -832,7 +832,13 @@ Status PreprocessImage(const uint8_t* pixels, size_t length, int width,
                        size_t out_length) {
   // One Preprocessor per thread keeps its buffers across calls, so repeated
   // calls from the bindings reuse memory instead of allocating per image.
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+  // A WebAssembly build without threads has one thread. There, thread_local
+  // would need the atomics feature as soon as bulk memory is enabled.
+  static Preprocessor preprocessor;
+#else
   thread_local Preprocessor preprocessor;
+#endif
   return preprocessor.Run(pixels, length, width, height, format, config, out,
                           out_length);
 }
