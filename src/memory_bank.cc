@@ -74,11 +74,16 @@ void MemoryBank::UpdateGramRow(ClassSlots* slots, int slot) {
     }
     return;
   }
-  DecodeVector(&slots->data[slot * slot_bytes_], dim_, precision_,
-               slots->scales[slot], decoded_.data());
+  // A float32 slot is its own decoded form, so it is read in place. A copy
+  // would cost a snapshot load one more pass over every stored vector.
+  const float* query = reinterpret_cast<const float*>(&slots->data[slot * slot_bytes_]);
+  if (precision_ != Precision::kFloat32) {
+    DecodeVector(&slots->data[slot * slot_bytes_], dim_, precision_, slots->scales[slot],
+                 decoded_.data());
+    query = decoded_.data();
+  }
   float* row = &slots->gram[static_cast<size_t>(slot) * slots->gram_stride];
-  DotBlock(decoded_.data(), slots->data.data(), precision_, slots->scales.data(),
-           filled, dim_, row);
+  DotBlock(query, slots->data.data(), precision_, slots->scales.data(), filled, dim_, row);
   for (int j = 0; j < filled; ++j) {
     slots->gram[static_cast<size_t>(j) * slots->gram_stride + slot] = row[j];
   }

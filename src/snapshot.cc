@@ -126,6 +126,28 @@ class Writer {
   std::vector<uint8_t>* bytes_;
 };
 
+// Names a field in error messages: "class C slot S name", "class C name" or
+// "name". The text is built only when an error reports it, because a load
+// reads tens of thousands of slots and fails at most once.
+struct Field {
+  Field(const char* name) : name(name) {}  // NOLINT: plain names convert implicitly
+  Field(int class_index, const char* name) : class_index(class_index), name(name) {}
+  Field(int class_index, int slot, const char* name)
+      : class_index(class_index), slot(slot), name(name) {}
+
+  std::string ToString() const {
+    std::string text;
+    if (class_index >= 0) text = "class " + std::to_string(class_index);
+    if (slot >= 0) text += " slot " + std::to_string(slot);
+    if (*name != '\0') text += text.empty() ? name : std::string(" ") + name;
+    return text;
+  }
+
+  int class_index = -1;
+  int slot = -1;
+  const char* name;  // a string literal; empty names the whole class or slot
+};
+
 // Reads little-endian fields, checking each against the bytes that remain
 // before the checksum. Every error names the offset and field where it
 // happened and records them for LoadedSnapshot.
@@ -140,56 +162,56 @@ class Reader {
   const std::string& error_field() const { return error_field_; }
 
   // Builds an error located at `offset`.
-  Status ErrorAt(StatusCode code, size_t offset, const std::string& field,
+  Status ErrorAt(StatusCode code, size_t offset, const Field& field,
                  const std::string& detail) {
     error_offset_ = offset;
-    error_field_ = field;
-    return MakeStatus(code, "snapshot byte " + std::to_string(offset) + " (" + field + "): " +
-                                detail);
+    error_field_ = field.ToString();
+    return MakeStatus(code, "snapshot byte " + std::to_string(offset) + " (" + error_field_ +
+                                "): " + detail);
   }
-  Status Error(StatusCode code, const std::string& field, const std::string& detail) {
+  Status Error(StatusCode code, const Field& field, const std::string& detail) {
     return ErrorAt(code, offset_, field, detail);
   }
 
-  Status Need(size_t bytes, const std::string& field) {
+  Status Need(size_t bytes, const Field& field) {
     if (bytes <= remaining()) return Status::Ok();
     return Error(StatusCode::kParseError, field,
                  "needs " + std::to_string(bytes) + " bytes but only " +
                      std::to_string(remaining()) + " remain before the checksum; the snapshot "
                      "is truncated or a count is corrupt");
   }
-  Status U8(const std::string& field, uint8_t* out) {
+  Status U8(const Field& field, uint8_t* out) {
     DUALMEM_RETURN_IF_ERROR(Need(1, field));
     *out = data_[offset_++];
     return Status::Ok();
   }
-  Status U16(const std::string& field, uint16_t* out) {
+  Status U16(const Field& field, uint16_t* out) {
     uint64_t value = 0;
     DUALMEM_RETURN_IF_ERROR(Unsigned(field, 2, &value));
     *out = static_cast<uint16_t>(value);
     return Status::Ok();
   }
-  Status U32(const std::string& field, uint32_t* out) {
+  Status U32(const Field& field, uint32_t* out) {
     uint64_t value = 0;
     DUALMEM_RETURN_IF_ERROR(Unsigned(field, 4, &value));
     *out = static_cast<uint32_t>(value);
     return Status::Ok();
   }
-  Status U64(const std::string& field, uint64_t* out) { return Unsigned(field, 8, out); }
-  Status F32(const std::string& field, float* out) {
+  Status U64(const Field& field, uint64_t* out) { return Unsigned(field, 8, out); }
+  Status F32(const Field& field, float* out) {
     uint32_t bits;
     DUALMEM_RETURN_IF_ERROR(U32(field, &bits));
     std::memcpy(out, &bits, sizeof(bits));
     return Status::Ok();
   }
-  Status F64(const std::string& field, double* out) {
+  Status F64(const Field& field, double* out) {
     uint64_t bits;
     DUALMEM_RETURN_IF_ERROR(U64(field, &bits));
     std::memcpy(out, &bits, sizeof(bits));
     return Status::Ok();
   }
   // Reads `dim` elements of `precision` into `out` in the bank's stored form.
-  Status Vector(const std::string& field, int dim, Precision precision,
+  Status Vector(const Field& field, int dim, Precision precision,
                 std::vector<uint8_t>* out) {
     size_t element = PrecisionBytes(precision);
     DUALMEM_RETURN_IF_ERROR(Need(dim * element, field));
@@ -223,7 +245,7 @@ class Reader {
     for (int i = 0; i < bytes; ++i) value |= static_cast<uint64_t>(source[i]) << (8 * i);
     return value;
   }
-  Status Unsigned(const std::string& field, int bytes, uint64_t* out) {
+  Status Unsigned(const Field& field, int bytes, uint64_t* out) {
     DUALMEM_RETURN_IF_ERROR(Need(bytes, field));
     *out = Decode(data_ + offset_, bytes);
     offset_ += bytes;
@@ -449,7 +471,7 @@ struct LoadState {
   std::vector<uint8_t> vector;  // one vector in stored form
 };
 
-Status ReadSequence(Reader* reader, const std::string& field, LoadState* state, bool is_item,
+Status ReadSequence(Reader* reader, const Field& field, LoadState* state, bool is_item,
                     uint64_t* out) {
   size_t offset = reader->offset();
   DUALMEM_RETURN_IF_ERROR(reader->U64(field, out));
@@ -465,70 +487,69 @@ Status ReadSequence(Reader* reader, const std::string& field, LoadState* state, 
 
 Status ReadSlot(int class_index, int slot, Reader* reader, LoadState* state,
                 DualMemoryNetwork* network) {
-  const std::string prefix =
-      "class " + std::to_string(class_index) + " slot " + std::to_string(slot) + " ";
+  auto field = [&](const char* name) { return Field(class_index, slot, name); };
   size_t start = reader->offset();
   SlotInfo info;
 
   uint8_t source = 0, reserved = 0;
-  DUALMEM_RETURN_IF_ERROR(reader->U8(prefix + "source", &source));
+  DUALMEM_RETURN_IF_ERROR(reader->U8(field("source"), &source));
   if (source < static_cast<uint8_t>(SlotSource::kShot) ||
       source > static_cast<uint8_t>(SlotSource::kCorrection)) {
-    return reader->ErrorAt(StatusCode::kParseError, start, prefix + "source",
+    return reader->ErrorAt(StatusCode::kParseError, start, field("source"),
                            "source is " + std::to_string(source) +
                                ", expected 1 (shot), 2 (dynamic) or 3 (correction)");
   }
   info.source = static_cast<SlotSource>(source);
-  DUALMEM_RETURN_IF_ERROR(reader->U8(prefix + "reserved", &reserved));
+  DUALMEM_RETURN_IF_ERROR(reader->U8(field("reserved"), &reserved));
   if (reserved != 0) {
-    return reader->ErrorAt(StatusCode::kParseError, start + 1, prefix + "reserved",
+    return reader->ErrorAt(StatusCode::kParseError, start + 1, field("reserved"),
                            "reserved byte is " + std::to_string(reserved) + ", expected 0");
   }
-  DUALMEM_RETURN_IF_ERROR(reader->U16(prefix + "view", &info.view));
+  DUALMEM_RETURN_IF_ERROR(reader->U16(field("view"), &info.view));
   size_t entropy_offset = reader->offset();
-  DUALMEM_RETURN_IF_ERROR(reader->F64(prefix + "entropy", &info.entropy));
+  DUALMEM_RETURN_IF_ERROR(reader->F64(field("entropy"), &info.entropy));
   if (!std::isfinite(info.entropy)) {
-    return reader->ErrorAt(StatusCode::kInvalidArgument, entropy_offset, prefix + "entropy",
+    return reader->ErrorAt(StatusCode::kInvalidArgument, entropy_offset, field("entropy"),
                            "entropy is " + FormatFloat(info.entropy) + ", expected a finite value");
   }
   size_t timestamp_offset = reader->offset();
-  DUALMEM_RETURN_IF_ERROR(reader->F64(prefix + "timestamp", &info.timestamp_ms));
+  DUALMEM_RETURN_IF_ERROR(reader->F64(field("timestamp"), &info.timestamp_ms));
   if (!std::isfinite(info.timestamp_ms)) {
-    return reader->ErrorAt(StatusCode::kInvalidArgument, timestamp_offset, prefix + "timestamp",
+    return reader->ErrorAt(StatusCode::kInvalidArgument, timestamp_offset, field("timestamp"),
                            "timestamp is " + FormatFloat(info.timestamp_ms) +
                                ", expected a finite number of milliseconds");
   }
   bool is_item = info.source == SlotSource::kDynamic || info.view == 0;
   DUALMEM_RETURN_IF_ERROR(
-      ReadSequence(reader, prefix + "sequence", state, is_item, &info.sequence));
+      ReadSequence(reader, field("sequence"), state, is_item, &info.sequence));
   float scale = 0.0f;
-  DUALMEM_RETURN_IF_ERROR(reader->F32(prefix + "scale", &scale));
+  DUALMEM_RETURN_IF_ERROR(reader->F32(field("scale"), &scale));
   DUALMEM_RETURN_IF_ERROR(
-      reader->Vector(prefix + "vector", state->dim, state->precision, &state->vector));
+      reader->Vector(field("vector"), state->dim, state->precision, &state->vector));
 
   // The network checks the view order, capacity, scale and vector norm.
   Status status = network->RestoreSlot(class_index, state->vector.data(), scale, info);
-  if (!status.ok()) return reader->ErrorAt(status.code, start, prefix.substr(0, prefix.size() - 1), status.message);
+  if (!status.ok()) return reader->ErrorAt(status.code, start, field(""), status.message);
   return Status::Ok();
 }
 
 Status ReadClass(int class_index, Reader* reader, LoadState* state, DualMemoryNetwork* network,
                  std::string* name) {
-  const std::string prefix = "class " + std::to_string(class_index) + " ";
+  auto field = [&](const char* name) { return Field(class_index, name); };
 
   // Name.
   size_t length_offset = reader->offset();
   uint32_t name_bytes = 0;
-  DUALMEM_RETURN_IF_ERROR(reader->U32(prefix + "name length", &name_bytes));
+  DUALMEM_RETURN_IF_ERROR(reader->U32(field("name length"), &name_bytes));
   if (name_bytes > static_cast<uint32_t>(kMaxClassNameBytes)) {
-    return reader->ErrorAt(StatusCode::kLimitExceeded, length_offset, prefix + "name length",
+    return reader->ErrorAt(StatusCode::kLimitExceeded, length_offset, field("name length"),
                            "name length is " + std::to_string(name_bytes) +
                                " bytes, expected at most " + std::to_string(kMaxClassNameBytes));
   }
-  DUALMEM_RETURN_IF_ERROR(reader->Need(name_bytes, prefix + "name"));
+  DUALMEM_RETURN_IF_ERROR(reader->Need(name_bytes, field("name")));
   size_t bad = FindInvalidUtf8(reader->here(), name_bytes);
   if (bad != name_bytes) {
-    return reader->ErrorAt(StatusCode::kParseError, reader->offset() + bad, prefix + "name",
+    return reader->ErrorAt(StatusCode::kParseError, reader->offset() + bad, field("name"),
                            "name is not valid UTF-8 at its byte " + std::to_string(bad));
   }
   name->assign(reinterpret_cast<const char*>(reader->here()), name_bytes);
@@ -537,26 +558,26 @@ Status ReadClass(int class_index, Reader* reader, LoadState* state, DualMemoryNe
   // Text embedding and its slot.
   size_t text_offset = reader->offset();
   DUALMEM_RETURN_IF_ERROR(
-      reader->Vector(prefix + "text embedding", state->dim, Precision::kFloat32, &state->vector));
+      reader->Vector(field("text embedding"), state->dim, Precision::kFloat32, &state->vector));
   std::vector<float> text(state->dim);
   std::memcpy(text.data(), state->vector.data(), text.size() * sizeof(float));
   uint64_t text_sequence = 0;
   DUALMEM_RETURN_IF_ERROR(
-      ReadSequence(reader, prefix + "text sequence", state, true, &text_sequence));
+      ReadSequence(reader, field("text sequence"), state, true, &text_sequence));
 
   // Slot count, checked against the bytes left and the memory budget before
   // anything is allocated.
   size_t count_offset = reader->offset();
   uint32_t slot_count = 0;
-  DUALMEM_RETURN_IF_ERROR(reader->U32(prefix + "slot count", &slot_count));
+  DUALMEM_RETURN_IF_ERROR(reader->U32(field("slot count"), &slot_count));
   if (slot_count > static_cast<uint32_t>(kMaxSnapshotSlots)) {
-    return reader->ErrorAt(StatusCode::kLimitExceeded, count_offset, prefix + "slot count",
+    return reader->ErrorAt(StatusCode::kLimitExceeded, count_offset, field("slot count"),
                            "slot count is " + std::to_string(slot_count) +
                                ", expected at most " + std::to_string(kMaxSnapshotSlots));
   }
   size_t slot_bytes = kSlotHeaderBytes + state->dim * PrecisionBytes(state->precision);
   if (slot_count * slot_bytes > reader->remaining()) {
-    return reader->ErrorAt(StatusCode::kParseError, count_offset, prefix + "slot count",
+    return reader->ErrorAt(StatusCode::kParseError, count_offset, field("slot count"),
                            "slot count " + std::to_string(slot_count) + " needs " +
                                std::to_string(slot_count * slot_bytes) + " bytes but only " +
                                std::to_string(reader->remaining()) +
@@ -564,7 +585,7 @@ Status ReadClass(int class_index, Reader* reader, LoadState* state, DualMemoryNe
   }
   state->memory_bytes += ClassMemoryBytes(state->dim, state->precision, slot_count + 1);
   if (state->memory_bytes > kMaxSnapshotMemoryBytes) {
-    return reader->ErrorAt(StatusCode::kLimitExceeded, count_offset, prefix + "slot count",
+    return reader->ErrorAt(StatusCode::kLimitExceeded, count_offset, field("slot count"),
                            "the network would take " + std::to_string(state->memory_bytes) +
                                " bytes once this class is loaded, expected at most " +
                                std::to_string(kMaxSnapshotMemoryBytes));
@@ -573,7 +594,7 @@ Status ReadClass(int class_index, Reader* reader, LoadState* state, DualMemoryNe
   Status status = network->RestoreClass(text.data(), text.size(), text_sequence,
                                         static_cast<int>(slot_count));
   if (!status.ok()) {
-    return reader->ErrorAt(status.code, text_offset, prefix + "text embedding", status.message);
+    return reader->ErrorAt(status.code, text_offset, field("text embedding"), status.message);
   }
   for (uint32_t slot = 0; slot < slot_count; ++slot) {
     DUALMEM_RETURN_IF_ERROR(ReadSlot(class_index, static_cast<int>(slot), reader, state, network));
