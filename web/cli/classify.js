@@ -17,6 +17,7 @@ import { decodeImage } from '../src/decode-node.js';
 import { ClipEncoders } from '../src/encoders.js';
 import { DualmemError } from '../src/errors.js';
 import { ProgressBar } from '../src/progress-bar.js';
+import { seededRandom } from '../src/seeded-random.js';
 import { TEMPLATE_SETS, fillTemplates, resolveTemplates } from '../src/templates.js';
 import { makeViews } from '../src/views.js';
 import { modelName } from './embed.js';
@@ -140,18 +141,6 @@ export function parseOptions(args) {
     fp32: values.fp32,
     json: values.json,
     quiet: values.quiet,
-  };
-}
-
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x100000000;
   };
 }
 

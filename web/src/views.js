@@ -4,23 +4,13 @@
 // only on the pixels and a seed, so one image gets the same views in Node, in
 // a page and in a worker, whatever came before it.
 
+import { seededRandom } from './seeded-random.js';
+
 /** Smallest share of the image area that a crop keeps. */
 export const MIN_CROP_AREA = 0.35;
 
 /** Aspect ratios (width / height) a crop may have, relative to square. */
 export const CROP_ASPECT_RANGE = Object.freeze([3 / 4, 4 / 3]);
-
-/** A small seeded generator of uniform numbers in [0, 1) (mulberry32). */
-function randomGenerator(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x100000000;
-  };
-}
 
 /** Hashes the size and up to 4096 evenly spaced bytes of the pixels with FNV-1a. */
 function hashPixels(image, seed) {
@@ -74,7 +64,7 @@ function cropImage(image, left, top, width, height, flip) {
 export function makeViews(image, count, seed) {
   const views = [image];
   if (count <= 1) return views;
-  const random = randomGenerator(hashPixels(image, seed));
+  const random = seededRandom(hashPixels(image, seed));
   const [minAspect, maxAspect] = CROP_ASPECT_RANGE;
   for (let k = 1; k < count; k += 1) {
     const area = (MIN_CROP_AREA + (1 - MIN_CROP_AREA) * random()) * image.width * image.height;

@@ -4,18 +4,9 @@
 // pseudo-labels entered the dynamic memory.
 
 import { DMN_DEFAULTS, DualMemory } from '../core.js';
+import { seededRandom } from '../seeded-random.js';
 
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x100000000;
-  };
-}
+export { seededRandom };
 
 /** Returns 0..count-1 shuffled (Fisher-Yates) with numbers from `random`. */
 export function shuffledIndices(count, random) {
