@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 
 import { CLIP_IMAGENET_TEMPLATES, DualmemError, createClassifier } from '../../web/src/index.js';
 import { fuseFrozen } from '../../web/src/classifier.js';
-import { makeViews } from '../../web/src/views.js';
+import { makeViews, viewSeed } from '../../web/src/views.js';
 import { MODEL_DIR, modelSkipReason, sampleClasses, sampleImages } from './helpers/samples.js';
 
 const modelSkip = modelSkipReason();
@@ -140,6 +140,19 @@ describe('test-time views', () => {
     }
     assert.deepEqual(makeViews(image, 5, 7), views, 'same seed and pixels gave other crops');
     assert.notDeepEqual(makeViews(image, 5, 8).slice(1), views.slice(1));
+  });
+
+  test('RGBA views match RGB views', () => {
+    const rgb = { pixels: Uint8Array.from({ length: 30 * 22 * 3 }, (_, i) => (i * 7) & 0xff), width: 30, height: 22,
+      channels: 3 };
+    const rgba = { ...rgb, channels: 4, pixels: new Uint8Array(30 * 22 * 4) };
+    for (let p = 0; p < 30 * 22; p += 1) {
+      rgba.pixels.set(rgb.pixels.subarray(p * 3, p * 3 + 3), p * 4);
+      rgba.pixels[p * 4 + 3] = 255;
+    }
+    assert.equal(viewSeed(rgba, 7), viewSeed(rgb, 7));
+    const boxes = (views) => views.map(({ width, height }) => [width, height]);
+    assert.deepEqual(boxes(makeViews(rgba, 5, 7)), boxes(makeViews(rgb, 5, 7)));
   });
 
   test('frozen fusion leaves the dynamic head out', () => {

@@ -121,6 +121,37 @@ describe('decodeImage in headless Chromium', { skip: skip ?? false }, () => {
     });
   }
 
+  test('allowRgba keeps the RGB bytes and gray', async () => {
+    for (const name of ODD_IMAGES) {
+      const rgb = await call('decode', `/tests/fixtures/images/${name}`);
+      if (rgb.error) continue;
+      const rgba = await call('decode', `/tests/fixtures/images/${name}`, 'auto', true);
+      assert.equal(rgba.error, undefined, `${name}: ${JSON.stringify(rgba.error)}`);
+      const expectedChannels = rgb.channels === 1 ? 1 : 4;
+      assert.deepEqual([rgba.width, rgba.height, rgba.channels], [rgb.width, rgb.height, expectedChannels], name);
+      const rgbBytes = Buffer.from(rgb.pixels, 'base64');
+      const rgbaBytes = Buffer.from(rgba.pixels, 'base64');
+      if (expectedChannels === 1) {
+        assert.ok(rgbBytes.equals(rgbaBytes), `${name}: gray bytes differ`);
+        continue;
+      }
+      const dropped = Buffer.alloc(rgbBytes.length);
+      for (let i = 0, o = 0; o < dropped.length; i += 4, o += 3) rgbaBytes.copy(dropped, o, i, i + 3);
+      assert.ok(dropped.equals(rgbBytes), `${name}: RGB of the RGBA pixels differs from the RGB decode`);
+    }
+  });
+
+  test('kept canvas clears under transparent pixels', async () => {
+    const translucent = '/tests/fixtures/images/rgba_40x24.png';
+    const first = await call('decode', translucent, 'canvas');
+    // A larger opaque image fills the kept canvas between the two reads.
+    await call('decode', '/tests/fixtures/preprocess/alpha_gradient_300x200.png', 'canvas');
+    await call('decode', '/tests/fixtures/images/orientation_6.jpg', 'canvas');
+    const second = await call('decode', translucent, 'canvas');
+    assert.equal(second.error, undefined, JSON.stringify(second.error));
+    assert.equal(second.pixels, first.pixels);
+  });
+
   test('image larger than one WebGL tile is read exactly', async () => {
     const result = await call('tiledRoundTrip', 4100, 5);
     assert.deepEqual(result, { width: 4100, height: 5, channels: 3, differing: 0 });

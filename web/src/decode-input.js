@@ -45,12 +45,17 @@ async function fetchImage(input) {
  * @param {Blob|ImageBitmap|ImageData|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|
  *   ArrayBuffer|ArrayBufferView|URL|string} input in Node also a Buffer or a
  *   file path; a string is a URL in browsers
- * @returns {Promise<{pixels:Uint8Array, width:number, height:number, channels:number}>}
+ * @param {object} [options]
+ * @param {boolean} [options.allowRgba=false] in browsers, a colour image may
+ *   come back as 4 channels, RGBA (see decode-browser.js); Node decodes to
+ *   RGB either way
+ * @returns {Promise<{pixels:Uint8Array|Uint8ClampedArray, width:number, height:number,
+ *   channels:number}>}
  * @throws {DualmemError} `image_not_decodable`, `image_too_large`,
  *   `not_found` (a URL or file that cannot be read), `invalid_argument`
  *   (another input type), `decoder_unavailable`
  */
-export async function decodeInput(input) {
+export async function decodeInput(input, options = {}) {
   const { decodeImage } = await loadDecoder();
   if (isNode) {
     if (isHttpUrl(input)) input = await fetchImage(input);
@@ -59,5 +64,5 @@ export async function decodeInput(input) {
   }
   if (typeof input === 'string' || input instanceof URL) input = await fetchImage(input);
   if (input instanceof ArrayBuffer || ArrayBuffer.isView(input)) input = new Blob([input]);
-  return decodeImage(input);
+  return decodeImage(input, { allowRgba: options.allowRgba === true });
 }

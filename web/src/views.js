@@ -12,7 +12,12 @@ export const MIN_CROP_AREA = 0.35;
 /** Aspect ratios (width / height) a crop may have, relative to square. */
 export const CROP_ASPECT_RANGE = Object.freeze([3 / 4, 4 / 3]);
 
-/** Hashes the size and up to 4096 evenly spaced bytes of the pixels with FNV-1a. */
+/**
+ * Hashes the size and up to 4096 evenly spaced bytes of the pixels with
+ * FNV-1a. RGBA pixels are hashed as the RGB bytes they contain, because the
+ * browser decoder may hand over RGBA where Node hands over RGB, and one
+ * image must get the same views in both.
+ */
 function hashPixels(image, seed) {
   let hash = (0x811c9dc5 ^ seed) >>> 0;
   const mix = (value) => {
@@ -20,8 +25,14 @@ function hashPixels(image, seed) {
   };
   mix(image.width);
   mix(image.height);
-  const step = Math.max(1, Math.floor(image.pixels.length / 4096));
-  for (let i = 0; i < image.pixels.length; i += step) mix(image.pixels[i]);
+  const { pixels } = image;
+  const rgba = image.channels === 4;
+  const length = rgba ? (pixels.length / 4) * 3 : pixels.length;
+  const step = Math.max(1, Math.floor(length / 4096));
+  for (let i = 0; i < length; i += step) {
+    // Byte i of the RGB layout is channel i % 3 of pixel i / 3.
+    mix(rgba ? pixels[i + Math.floor(i / 3)] : pixels[i]);
+  }
   return hash;
 }
 
