@@ -8,8 +8,9 @@ import { describe, test } from 'node:test';
 import { sha256Hex } from '../../web/src/digest.js';
 import {
   DOWNLOAD_ATTEMPTS, MANIFEST_CACHE_NAME, MODEL_CACHE_NAME, clearModelCache, createModelFetch, openModelCache,
-  verifiedSha256,
+  responseBytes, verifiedSha256,
 } from '../../web/src/model-cache.js';
+import { readModelBytes } from '../../web/src/model-files.js';
 
 const BASE = new URL('https://models.example/tiny-clip/');
 const FILE_URL = new URL('onnx/text_model_quantized.onnx', BASE).href;
@@ -116,6 +117,27 @@ describe('model cache', () => {
       globalThis.crypto.subtle.digest = digest;
     }
     assert.equal(hashed, 1, 'reading a cached copy hashed it more than once');
+  });
+
+  test('a cached file reaches readModelBytes as the bytes that were checked', async () => {
+    const { fetchModel, progress } = await setUp();
+    await fetchModel(FILE_URL);
+    const response = await fetchModel(FILE_URL);
+    assert.deepEqual(responseBytes(response), FILE_BYTES);
+    // The body stays readable for other callers and gives the same bytes.
+    assert.deepEqual(await bytesOf(response), FILE_BYTES);
+
+    let served = null;
+    const remembering = async (url) => {
+      served = await fetchModel(url);
+      return served;
+    };
+    const before = progress.length;
+    const file = await readModelBytes(BASE, 'onnx/text_model_quantized.onnx', { fetch: remembering, onProgress: (detail) => progress.push(detail) });
+    assert.equal(file.bytes, responseBytes(served), 'readModelBytes copied a body it could take as it was');
+    assert.equal(file.sha256, await sha256Hex(FILE_BYTES));
+    assert.deepEqual(progress.slice(before).map((p) => p.loaded), [FILE_BYTES.length, FILE_BYTES.length],
+      'expected one report from the cache read and one from readModelBytes');
   });
 
   test('downloads without a cache report no SHA-256', async () => {

@@ -7,7 +7,9 @@
 //
 // The SHA-256 that was checked or stored for a response stays known
 // (verifiedSha256), so that fingerprints can be derived from it instead of
-// hashing the same hundreds of megabytes again.
+// hashing the same hundreds of megabytes again. So do the bytes themselves
+// (responseBytes): readModelFile takes them as they are, instead of copying
+// hundreds of megabytes into a response body and back out of it.
 
 import { sha256Hex } from './digest.js';
 import { DualmemError } from './errors.js';
@@ -22,6 +24,9 @@ export const MANIFEST_CACHE_NAME = 'dualmem-model-manifest-v1';
 // rather than a header, so that no server can supply a digest of its own.
 const responseDigests = new WeakMap();
 
+// Bodies of the same responses, as the Uint8Array that was read or checked.
+const responseBodies = new WeakMap();
+
 /**
  * Returns the SHA-256 of the body of a response of createModelFetch, as
  * checked against the manifest or as stored in it.
@@ -32,6 +37,18 @@ const responseDigests = new WeakMap();
  */
 export function verifiedSha256(response) {
   return responseDigests.get(response) ?? null;
+}
+
+/**
+ * Returns the body of a response of createModelFetch without reading it.
+ * The response's own body stays readable and gives the same bytes. The two
+ * share memory until the body is read, so neither may be changed.
+ *
+ * @param {Response} response
+ * @returns {Uint8Array|null} null for any other response
+ */
+export function responseBytes(response) {
+  return responseBodies.get(response) ?? null;
 }
 
 /** Downloads of one file before a short body is reported as an error. */
@@ -119,7 +136,7 @@ export function createModelFetch(options) {
       const cached = await readVerified(options.store, url, file, warn);
       if (cached !== null) {
         options.onProgress?.({ file, loaded: cached.bytes.length, total: cached.bytes.length });
-        return bytesResponse(cached.bytes, cached.contentType, cached.sha256);
+        return resultResponse(cached.bytes, cached.contentType, cached.sha256);
       }
     }
     for (let attempt = 1; ; attempt += 1) {
@@ -129,7 +146,7 @@ export function createModelFetch(options) {
       const body = await readWithProgress(response, file, options.onProgress);
       if (body.complete) {
         const sha256 = options.store ? await storeVerified(options.store, url, body.bytes, contentType, warn) : null;
-        return bytesResponse(body.bytes, contentType, sha256);
+        return resultResponse(body.bytes, contentType, sha256);
       }
       if (attempt === DOWNLOAD_ATTEMPTS) {
         throw new DualmemError('model_not_found',
@@ -140,11 +157,29 @@ export function createModelFetch(options) {
   };
 }
 
-function bytesResponse(bytes, contentType, sha256 = null) {
-  const response = new Response(bytes, {
-    status: 200,
-    headers: { 'content-type': contentType || 'application/octet-stream', 'content-length': String(bytes.length) },
+function bytesHeaders(bytes, contentType) {
+  return { 'content-type': contentType || 'application/octet-stream', 'content-length': String(bytes.length) };
+}
+
+/** A response of `bytes` for Cache Storage. */
+function bytesResponse(bytes, contentType) {
+  return new Response(bytes, { status: 200, headers: bytesHeaders(bytes, contentType) });
+}
+
+/**
+ * Builds the response that fetchModelFile resolves to. Its body is a stream
+ * that gives `bytes` only when read: a Response built on the bytes copies
+ * them at once, and readModelFile takes them from responseBytes instead.
+ */
+function resultResponse(bytes, contentType, sha256) {
+  const body = new ReadableStream({
+    pull(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
   });
+  const response = new Response(body, { status: 200, headers: bytesHeaders(bytes, contentType) });
+  responseBodies.set(response, bytes);
   if (sha256 !== null) responseDigests.set(response, sha256);
   return response;
 }

@@ -3,7 +3,7 @@
 // it is a CLIP before any large file is read.
 
 import { DualmemError } from './errors.js';
-import { verifiedSha256 } from './model-cache.js';
+import { responseBytes, verifiedSha256 } from './model-cache.js';
 
 /** Files every CLIP folder must have, besides the two ONNX towers. */
 export const REQUIRED_FILES = Object.freeze([
@@ -156,6 +156,13 @@ function rejectHtml(data, name, where) {
 
 async function readBody(response, name, onProgress) {
   const total = Number(response.headers.get('content-length')) || 0;
+  // A body that createModelFetch has already read whole is taken without a
+  // copy and reported once.
+  const known = responseBytes(response);
+  if (known !== null) {
+    onProgress?.({ file: name, loaded: known.length, total: known.length });
+    return known;
+  }
   if (!response.body || !onProgress) return new Uint8Array(await response.arrayBuffer());
   const chunks = [];
   let loaded = 0;
