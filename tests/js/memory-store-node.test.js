@@ -201,6 +201,36 @@ describe('memory store (fake-indexeddb)', () => {
     older.close();
   });
 
+  test('warnings of a start wait until the model has loaded', async () => {
+    let warnedWhileLoading = null;
+    const harness = await MemoryHarness.open(core, {
+      indexedDB: undefined,
+      whileLoading: async (loading) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        warnedWhileLoading = loading.warnings.length;
+      },
+    });
+    assert.equal(warnedWhileLoading, 0, 'a warning came before the model had loaded');
+    assert.match(harness.warnings.join('\n'), /IndexedDB is not available/);
+    harness.close();
+  });
+
+  test('a blocked open during the model load is tried again afterwards', async () => {
+    // An older tab that ignores versionchange keeps version 1 open until the model has loaded.
+    const older = await requestDone(factory.open(memoryDatabaseName('test'), 1));
+    const harness = await open({
+      version: 2,
+      blockedTimeoutMs: 100,
+      whileLoading: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        older.close();
+      },
+    });
+    assert.equal(harness.persistence.kind, 'indexeddb');
+    assert.equal((await harness.addDynamic(0)).durable, true);
+    harness.close();
+  });
+
   test('versionchange closes the connection and later writes report it', async () => {
     const harness = await open();
     await harness.addDynamic(0);

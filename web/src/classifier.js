@@ -126,6 +126,10 @@ export class Classifier extends EventTarget {
     // Cache Storage first: with cache: true a missing store fails before any download.
     const store = remote || options.cache === true
       ? await openModelCache(options.cache, { onStorageWarning: storageWarning }) : null;
+    // The stored memory is read while the model loads. It is checked against
+    // the model's fingerprint and loaded afterwards, so errors and warnings
+    // come in the order they would without the overlap.
+    this.#persistence = this.#beginPersistence();
     this.#encoders = await ClipEncoders.load(base, {
       quantized: options.quantized,
       threads: options.threads,
@@ -151,17 +155,22 @@ export class Classifier extends EventTarget {
     await this.#openPersistence();
   }
 
+  /** Starts opening the memory store and reading the stored memory; see MemoryPersistence.begin. */
+  #beginPersistence() {
+    const options = this.#options;
+    let store = options.store;
+    if (store === 'auto') store = globalThis.indexedDB ? 'indexeddb' : 'memory';
+    return MemoryPersistence.begin({ ...options, store, ...(this.#internals.storage ?? {}) }, this.#persistenceHooks());
+  }
+
   /**
    * Loads the stored memory, whose classes come first, then adds the
    * classes of the options that it lacks.
    */
   async #openPersistence() {
     const options = this.#options;
-    let store = options.store;
-    if (store === 'auto') store = globalThis.indexedDB ? 'indexeddb' : 'memory';
-    const { persistence, loaded } = await MemoryPersistence.open(
-      { ...options, store, ...(this.#internals.storage ?? {}) }, this.#encoders.modelFingerprint, this.#persistenceHooks());
-    this.#persistence = persistence;
+    const persistence = this.#persistence;
+    const loaded = await persistence.finish(this.#encoders.modelFingerprint);
 
     const missing = options.classes.filter((spec) => !this.#classes.some((entry) => entry.name === spec.name));
     if (missing.length > 0) this.#appendClasses(missing, ...await this.#embedClasses(missing));
@@ -234,7 +243,9 @@ export class Classifier extends EventTarget {
   /** Decodes an image and encodes its views; returns numViews × dim floats. */
   async #embedImage(input) {
     const start = now();
-    const image = await decodeInput(input);
+    // RGBA from the browser decoder goes to the core as it is; the core
+    // drops the fourth byte, as the copy to RGB would.
+    const image = await decodeInput(input, { allowRgba: true });
     const decoded = now();
     // The core crops and resamples the views from the decoded pixels (see
     // src/augment.h); view 0 is the plain preprocessing.

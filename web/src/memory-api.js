@@ -67,6 +67,9 @@ export class MemoryPersistence {
   #budgetWarned = false;
   #channel = null;
   #onPageHide = null;
+  #opening = null;
+  #reading = null;
+  #closed = false;
 
   /**
    * Opens the store and loads the stored memory into the classifier.
@@ -82,9 +85,26 @@ export class MemoryPersistence {
    *   `unsupported`
    */
   static async open(options, fingerprint, hooks) {
-    const persistence = new MemoryPersistence(options, fingerprint, hooks);
-    const loaded = await persistence.#open();
+    const persistence = MemoryPersistence.begin(options, hooks);
+    const loaded = await persistence.finish(fingerprint);
     return { persistence, loaded };
+  }
+
+  /**
+   * Starts opening the store and reading the stored memory before the
+   * model's fingerprint is known, so that both overlap loading the model.
+   * Nothing is written and no warning is given until finish. A start that
+   * never reaches finish thus leaves no trace but the read, and close()
+   * releases its store.
+   *
+   * @param {object} options as for open
+   * @param {object} hooks see the class comment
+   * @returns {MemoryPersistence} call finish(fingerprint) or close() next
+   */
+  static begin(options, hooks) {
+    const persistence = new MemoryPersistence(options, null, hooks);
+    persistence.#readAhead();
+    return persistence;
   }
 
   constructor(options, fingerprint, hooks) {
@@ -102,13 +122,56 @@ export class MemoryPersistence {
     return this.#failed ? 'memory' : this.#store.kind;
   }
 
+  #readAhead() {
+    const warnings = [];
+    this.#opening = openStore(this.#options, (message, error) => warnings.push([message, error]))
+      .then((store) => {
+        this.#store = store;
+        if (this.#closed) store.close();
+        return { store, warnings };
+      });
+    this.#reading = this.#opening.then(({ store }) => store.read());
+    // Both are awaited in finish; a start that never gets there drops them.
+    this.#opening.catch(() => {});
+    this.#reading.catch(() => {});
+  }
+
+  /**
+   * Loads the memory read by begin, checked against the model's fingerprint.
+   * Warnings held back since begin are given first. The steps run in the
+   * order open() always ran them, so a failure names the same cause. On a
+   * failure the store is closed and nothing of the stored memory is loaded.
+   *
+   * @param {string} fingerprint the model's 64 hex digits
+   * @returns {Promise<boolean>} whether a stored memory was loaded
+   * @throws {DualmemError} as open
+   */
+  async finish(fingerprint) {
+    this.#fingerprint = fingerprint;
+    try {
+      return await this.#open();
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
   async #open() {
-    const warn = (message, error) => this.#hooks.warn(message, error);
-    this.#store = await openStore(this.#options, warn);
+    let warnings;
+    try {
+      ({ warnings } = await this.#opening);
+    } catch (error) {
+      if (error?.code !== 'storage_blocked') throw error;
+      // Another tab's old connection may have closed while the model loaded,
+      // and open() gave it the whole timeout from here on: one more try.
+      this.#readAhead();
+      ({ warnings } = await this.#opening);
+    }
+    for (const [message, error] of warnings) this.#hooks.warn(message, error);
     if (this.#options.persist && this.#store.kind === 'indexeddb') await this.#requestPersistence();
     await this.#resolveKey();
 
-    const stored = await this.#store.read();
+    const stored = await this.#reading;
     const loaded = stored !== null && await this.#loadStored(stored);
     if (dropExpired(this.#hooks.memory(), this.#options.memory.maxAgeDays) > 0 && loaded) {
       await this.#writeLocked();
@@ -390,6 +453,7 @@ export class MemoryPersistence {
   }
 
   close() {
+    this.#closed = true;
     this.#channel?.close();
     this.#channel = null;
     if (this.#onPageHide) removeEventListener('pagehide', this.#onPageHide);

@@ -34,11 +34,13 @@ export class MemoryHarness {
    * @param {object} core module from loadCore()
    * @param {object} [options] `fingerprint`, `capacity`, `precision` and any
    *   option of MemoryPersistence.open (`store`, `namespace`, `memory`,
-   *   `onModelMismatch`, `indexedDB`, `blockedTimeoutMs`)
+   *   `onModelMismatch`, `indexedDB`, `blockedTimeoutMs`, `version`), and
+   *   `whileLoading`, an async function run between MemoryPersistence.begin
+   *   and finish, where a classifier loads its model
    */
   static async open(core, options = {}) {
     const harness = new MemoryHarness(core, options);
-    const { persistence, loaded } = await MemoryPersistence.open({
+    const persistence = MemoryPersistence.begin({
       store: options.store ?? 'indexeddb',
       namespace: options.namespace ?? 'test',
       persist: options.persist ?? false,
@@ -46,7 +48,10 @@ export class MemoryHarness {
       memory: { maxAgeDays: null, maxBytes: null, encryption: null, ...(options.memory ?? {}) },
       indexedDB: options.indexedDB,
       blockedTimeoutMs: options.blockedTimeoutMs,
-    }, harness.fingerprint, harness.#hooks());
+      version: options.version,
+    }, harness.#hooks());
+    await options.whileLoading?.(harness);
+    const loaded = await persistence.finish(harness.fingerprint);
     harness.persistence = persistence;
     harness.loaded = loaded;
     return harness;
