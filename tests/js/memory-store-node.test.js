@@ -9,7 +9,7 @@ import { IDBFactory } from 'fake-indexeddb';
 
 import { loadCore } from '../../web/src/core.js';
 import { createClassifier } from '../../web/src/index.js';
-import { clearMemory } from '../../web/src/memory-api.js';
+import { clearMemory, MemoryPersistence } from '../../web/src/memory-api.js';
 import { memoryDatabaseName, openMemoryDatabase } from '../../web/src/memory-store.js';
 import { DAY_MS, snapshotSlotBytes } from '../../web/src/retention.js';
 import { DIM, FINGERPRINT, MemoryHarness, OTHER_FINGERPRINT } from './helpers/memory-harness.js';
@@ -229,6 +229,57 @@ describe('memory store (fake-indexeddb)', () => {
     assert.equal(harness.persistence.kind, 'indexeddb');
     assert.equal((await harness.addDynamic(0)).durable, true);
     harness.close();
+  });
+
+  test('a start closed before its store opens leaves no connection open', async () => {
+    // A model load that fails at once closes the start before the database
+    // has opened; the read that follows the open must not reopen it.
+    const connections = new Set();
+    const tracked = Object.create(factory);
+    tracked.open = (...args) => {
+      const request = factory.open(...args);
+      request.addEventListener('success', () => {
+        const db = request.result;
+        connections.add(db);
+        const close = db.close.bind(db);
+        db.close = () => {
+          connections.delete(db);
+          close();
+        };
+      });
+      return request;
+    };
+    const persistence = MemoryPersistence.begin({
+      store: 'indexeddb', namespace: 'test', persist: false, onModelMismatch: 'throw',
+      memory: { maxAgeDays: null, maxBytes: null, encryption: null }, indexedDB: tracked,
+    }, {});
+    persistence.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(connections.size, 0, `${connections.size} connection(s) left open after close()`);
+  });
+
+  test("a memory of this model written during the model load survives onModelMismatch 'clear'", async () => {
+    const stale = await open({ fingerprint: OTHER_FINGERPRINT });
+    await stale.addShot(0);
+    stale.close();
+    // The start reads the other model's memory first; while its model loads,
+    // another tab of this model replaces that memory with one of its own.
+    let other = null;
+    const harness = await open({
+      onModelMismatch: 'clear',
+      whileLoading: async () => {
+        other = await open({ onModelMismatch: 'clear' });
+        await other.addShot(0);
+        await other.addShot(1);
+      },
+    });
+    try {
+      assert.equal(harness.loaded, true, `the other tab's memory was not loaded; warnings: ${harness.warnings.join('; ')}`);
+      assert.deepEqual(harness.counts().map((entry) => entry.shots), [1, 1]);
+    } finally {
+      other.close();
+      harness.close();
+    }
   });
 
   test('versionchange closes the connection and later writes report it', async () => {

@@ -130,7 +130,12 @@ export class MemoryPersistence {
         if (this.#closed) store.close();
         return { store, warnings };
       });
-    this.#reading = this.#opening.then(({ store }) => store.read());
+    // A store closed before its open finished stays closed: reading it would
+    // reopen the connection, and nothing would ever close that one.
+    this.#reading = this.#opening.then(({ store }) => {
+      if (this.#closed) throw new DualmemError('disposed', 'the memory store was closed before it was read');
+      return store.read();
+    });
     // Both are awaited in finish; a start that never gets there drops them.
     this.#opening.catch(() => {});
     this.#reading.catch(() => {});
@@ -171,7 +176,10 @@ export class MemoryPersistence {
     if (this.#options.persist && this.#store.kind === 'indexeddb') await this.#requestPersistence();
     await this.#resolveKey();
 
-    const stored = await this.#reading;
+    let stored = await this.#reading;
+    // The read ahead may predate a write of this model's memory by another
+    // tab during the model load; read again before rejecting or clearing.
+    if (stored?.meta && stored.meta.fingerprint !== this.#fingerprint) stored = await this.#store.read();
     const loaded = stored !== null && await this.#loadStored(stored);
     if (dropExpired(this.#hooks.memory(), this.#options.memory.maxAgeDays) > 0 && loaded) {
       await this.#writeLocked();
