@@ -152,8 +152,8 @@ class NativeBench {
    * Returns the mean milliseconds of one step ('step') or bare pass
    * ('pass') over `count` consecutive calls, timed by the child.
    */
-  async time(what, count) {
-    return Number(await this.#request(`${what} ${count}`));
+  async time(operation, count) {
+    return Number(await this.#request(`${operation} ${count}`));
   }
 
   close() {

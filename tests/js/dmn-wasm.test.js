@@ -117,6 +117,21 @@ describe('DualMemory errors', () => {
     memory.dispose();
   });
 
+  test('streaming pass rejects a wrong query length', async () => {
+    const memory = new DualMemory(await loadCore(), 4);
+    memory.addClass(unitVector(4, 9));
+    assert.throws(() => memory.benchmarkStreamingPass(unitVector(3, 10)), (error) => {
+      assert.ok(error instanceof DualmemError);
+      assert.equal(error.code, 'invalid_argument');
+      assert.match(error.message, /3/);
+      assert.match(error.message, /4/);
+      return true;
+    });
+    memory.benchmarkStreamingPass(unitVector(4, 11));
+    assert.equal(memory.numClasses, 1);
+    memory.dispose();
+  });
+
   test('malformed trace names the field', async () => {
     const core = await loadCore();
     const trace = readJson('zeroshot_1view.trace.json');

@@ -123,9 +123,9 @@ export interface ClassifyResult {
     dynamic: Record<string, number> | null;
   };
   /**
-   * Milliseconds per stage. memory is the DMN step alone; total runs from the
-   * call to the end of the step and so also counts waiting for the memory's
-   * lock, but not the write of the memory to IndexedDB after the step.
+   * Milliseconds per stage. memory is the DMN step alone. total runs from the
+   * call to the end of the step, so it counts the wait for the memory's lock
+   * but not the write of the memory to IndexedDB after the step.
    */
   timings: { decode: number; preprocess: number; encode: number; memory: number; total: number };
   /** Shadow mode only: the fused prediction that adaptive mode would return. */
