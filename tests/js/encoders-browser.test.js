@@ -14,6 +14,7 @@ import { SIMPLE_TEMPLATES, fillTemplates } from '../../web/src/templates.js';
 import { browserSkipReason, launchBrowser } from './helpers/browser.js';
 import { MODEL_DIR, modelSkipReason, sampleClasses, sampleImages } from './helpers/samples.js';
 import { startStaticServer } from './helpers/static-server.js';
+import { cosine } from './helpers/vectors.js';
 
 const REPO_ROOT = new URL('../../', import.meta.url);
 const skip = browserSkipReason() ?? modelSkipReason();
@@ -22,18 +23,6 @@ const PAGE = 'tests/js/pages/encoders.html';
 
 // What a single-page-app server sends for every unknown path.
 const INDEX_PAGE = '<!DOCTYPE html>\n<html><head><title>App</title></head><body>app</body></html>\n';
-
-function cosine(a, b) {
-  let dot = 0;
-  let normA = 0;
-  let normB = 0;
-  for (let i = 0; i < a.length; i += 1) {
-    dot += a[i] * b[i];
-    normA += a[i] * a[i];
-    normB += b[i] * b[i];
-  }
-  return dot / Math.sqrt(normA * normB);
-}
 
 function argMax(values) {
   return values.reduce((best, value, i) => (value > values[best] ? i : best), 0);

@@ -16,6 +16,7 @@ import { ClipEncoders } from '../../web/src/encoders.js';
 import { createModelFetch, openModelCache } from '../../web/src/model-cache.js';
 import { SIMPLE_TEMPLATES, fillTemplates } from '../../web/src/templates.js';
 import { MODEL_DIR, modelSkipReason, sampleClasses, sampleImages } from './helpers/samples.js';
+import { cosine } from './helpers/vectors.js';
 
 const skip = modelSkipReason();
 const MODEL_PATH = fileURLToPath(MODEL_DIR);
@@ -28,18 +29,6 @@ function unit(vector) {
   let norm = 0;
   for (const value of vector) norm += value * value;
   return Float32Array.from(vector, (value) => value / Math.sqrt(norm));
-}
-
-function cosine(a, b) {
-  let dot = 0;
-  let normA = 0;
-  let normB = 0;
-  for (let i = 0; i < a.length; i += 1) {
-    dot += a[i] * b[i];
-    normA += a[i] * a[i];
-    normB += b[i] * b[i];
-  }
-  return dot / Math.sqrt(normA * normB);
 }
 
 function argMaxCosine(embedding, classEmbeddings) {

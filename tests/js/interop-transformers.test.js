@@ -25,6 +25,7 @@ import { decodeImage } from '../../web/src/decode-node.js';
 import { ClipEncoders } from '../../web/src/encoders.js';
 import { SIMPLE_TEMPLATES, fillTemplates } from '../../web/src/templates.js';
 import { MODEL_DIR, modelSkipReason, sampleClasses, sampleImages } from './helpers/samples.js';
+import { cosine } from './helpers/vectors.js';
 
 const skip = modelSkipReason();
 // transformers.js names a local model by its folder under localModelPath.
@@ -55,18 +56,6 @@ const ODD_TEXTS = [
 const LONG_TEXT = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
 
 const END_TOKEN = 49407;
-
-function cosine(a, b) {
-  let dot = 0;
-  let normA = 0;
-  let normB = 0;
-  for (let i = 0; i < a.length; i += 1) {
-    dot += a[i] * b[i];
-    normA += a[i] * a[i];
-    normB += b[i] * b[i];
-  }
-  return dot / Math.sqrt(normA * normB);
-}
 
 function rows(tensor) {
   const [count, dim] = tensor.dims;

@@ -68,6 +68,17 @@ function accuracy(record, wd, ws, classes) {
 }
 
 /**
+ * Draws 16 shots per class with seed 7 and returns them with the other
+ * images in a seed-0 order, so every tuning run sees the same split.
+ */
+function splitShots(labels, classes) {
+  const shots = drawShots(labels, classes, 16, seededRandom(7));
+  const isShot = new Set(shots.flat());
+  const rest = shuffledIndices(labels.length, seededRandom(0)).filter((i) => !isShot.has(i));
+  return { shots, rest };
+}
+
+/**
  * Runs the grid and returns the chosen values with a text report.
  * @param {object} core the WebAssembly module
  * @param {object} o `text`, `config` (defaults to start from), `modelScale`
@@ -82,9 +93,7 @@ export async function tune(core, o) {
     const set = await o.load(name, o.limit, 1);
     // Fewer shots are the first ones of the 16, and the queries are the
     // images that are none of the 16, so every shot count sees one stream.
-    const shots = drawShots(set.labels, classes, 16, seededRandom(7));
-    const isShot = new Set(shots.flat());
-    const rest = shuffledIndices(set.labels.length, seededRandom(0)).filter((i) => !isShot.has(i));
+    const { shots, rest } = splitShots(set.labels, classes);
     const zeroShot = 100 * zeroShotCorrect(set.embeddings, 1, set.labels, o.text, dim) / set.labels.length;
     sets.push({ name, set, shots, rest, zeroShot });
   }
@@ -178,9 +187,7 @@ export async function tuneTraining(core, o) {
   const sets = [];
   for (const name of o.sets) {
     const set = await o.load(name, o.limit, 1);
-    const shots = drawShots(set.labels, classes, 16, seededRandom(7));
-    const isShot = new Set(shots.flat());
-    const rest = shuffledIndices(set.labels.length, seededRandom(0)).filter((i) => !isShot.has(i));
+    const { shots, rest } = splitShots(set.labels, classes);
     sets.push({ set, shots, rest });
   }
   const score = (train) => {
