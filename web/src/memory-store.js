@@ -189,6 +189,10 @@ export class IndexedDbStore {
    * Replaces the stored memory: snapshot record and meta in one transaction.
    * Resolves once the transaction has committed.
    *
+   * NOTE: every update writes the whole snapshot, even for one new slot. At
+   * 1000 classes × 50 float32 slots that is 106 MB, and a classify that
+   * inserts took 0.91 s in Chromium. Per-class records are not built yet.
+   *
    * @param {object} record plain values and ArrayBuffers, built beforehand
    * @param {object} meta
    * @throws {DOMException} QuotaExceededError and other aborts; the
